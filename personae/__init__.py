@@ -1,0 +1,81 @@
+"""personae: persona-grounded multi-agent social simulation.
+
+Define personas and a scenario in Python, run Monte Carlo experiments against
+a local vLLM server (or any OpenAI-compatible one), and query every turn in
+SQLite.
+
+Example:
+    >>> from personae import Persona, Scenario, Experiment, MaxTurns
+"""
+
+from personae.agents import Agent, CognitiveModel, Demographics, Memory, Persona, Utterance
+from personae.errors import (
+    ConfigError,
+    ModelError,
+    ModelUnreachable,
+    PersonaeError,
+    ScenarioFileError,
+    ServerError,
+    StoreError,
+)
+from personae.llm.base import ChatModel, Completion, Message
+from personae.llm.fake import FunctionModel, ScriptedModel
+from personae.runner import Experiment, LocalExecutor, RunSummary
+from personae.scenarios import (
+    Episode,
+    MaxTurns,
+    Moderated,
+    Never,
+    Opening,
+    Probe,
+    ProbePoint,
+    RandomOrder,
+    RoundRobin,
+    Says,
+    Scenario,
+    Script,
+    TurnView,
+    When,
+)
+from personae.seeds import derive_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "ChatModel",
+    "CognitiveModel",
+    "Completion",
+    "ConfigError",
+    "Demographics",
+    "Episode",
+    "Experiment",
+    "FunctionModel",
+    "LocalExecutor",
+    "MaxTurns",
+    "Memory",
+    "Message",
+    "ModelError",
+    "ModelUnreachable",
+    "Moderated",
+    "Never",
+    "Opening",
+    "Persona",
+    "PersonaeError",
+    "Probe",
+    "ProbePoint",
+    "RandomOrder",
+    "RoundRobin",
+    "RunSummary",
+    "Says",
+    "Scenario",
+    "ScenarioFileError",
+    "Script",
+    "ServerError",
+    "StoreError",
+    "TurnView",
+    "Utterance",
+    "When",
+    "__version__",
+    "derive_seed",
+]

@@ -1,0 +1,78 @@
+"""An agent: a persona, its memory and the model that speaks for it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from personae.agents.memory import Memory
+from personae.agents.persona import Persona
+from personae.llm.base import ChatModel, Completion, Message
+
+_START = "(The conversation begins. You speak first.)"
+
+
+class Agent:
+    """A persona that speaks through a :class:`ChatModel`.
+
+    The system prompt is the persona card, the scenario's rules for this
+    agent, and notes from earlier sessions; it changes only when a session
+    summary is added. History follows it, append-only.
+
+    Args:
+        persona: Who the agent is.
+        model: The shared chat model.
+        rules: Scenario instructions for this agent (appended to the card).
+        named: Show other speakers' names in the history (group conversations).
+    """
+
+    def __init__(self, persona: Persona, model: ChatModel, *, rules: str = "", named: bool = False):
+        self.persona = persona
+        self.model = model
+        self.rules = rules
+        self.memory = Memory(persona.name, named=named)
+        self._card = persona.card() + (f"\n\n{rules}" if rules else "")
+
+    @property
+    def name(self) -> str:
+        return self.persona.name
+
+    def system_prompt(self, memory: Memory | None = None) -> str:
+        """The system message: card, rules and earlier-session notes."""
+        notes = (memory or self.memory).notes()
+        return f"{self._card}\n\n{notes}" if notes else self._card
+
+    def messages(self, cue: str | None = None, memory: Memory | None = None) -> list[Message]:
+        """The prompt for the next reply: system, history, and an optional one-off cue.
+
+        The cue is appended for this request only and never stored, so the
+        prefix of the next prompt is unchanged.
+        """
+        mem = memory or self.memory
+        msgs: list[Message] = [{"role": "system", "content": self.system_prompt(mem)}]
+        msgs.extend(mem.messages())
+        if len(msgs) == 1:
+            msgs.append({"role": "user", "content": _START})
+        if cue:
+            msgs.append({"role": "user", "content": f"({cue})"})
+        return msgs
+
+    async def respond(self, *, cue: str | None = None, **sampling: Any) -> Completion:
+        """Ask the model for this agent's next utterance (not yet remembered)."""
+        return await self.model.complete(self.messages(cue), **sampling)
+
+    def clean(self, text: str, others: list[str]) -> str:
+        """Trim a raw model reply to what this agent says.
+
+        Small models sometimes prefix their own name or go on to write the
+        other side's line; both are cut.
+        """
+        out = text.strip()
+        own = re.compile(rf"^\s*\**{re.escape(self.name)}\**\s*:\s*", re.IGNORECASE)
+        out = own.sub("", out)
+        if others:
+            names = "|".join(re.escape(n) for n in others)
+            cut = re.search(rf"(^|\n)\s*\**({names})\**\s*:", out, re.IGNORECASE)
+            if cut:
+                out = out[: cut.start()]
+        return out.strip().strip('"').strip() or "..."

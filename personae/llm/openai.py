@@ -1,0 +1,482 @@
+"""The :class:`~personae.llm.base.ChatModel` for vLLM and other OpenAI-compatible servers.
+
+:class:`OpenAIChatModel` sends one chat completion per call through
+``openai.AsyncOpenAI`` with the SDK's own retries turned off: retrying is
+:class:`~personae.llm.wrappers.RetryingModel`'s job, so every attempt is seen
+and counted in one place. Every failure becomes a
+:class:`~personae.errors.ModelError` whose ``retryable`` flag says whether the
+same request may succeed later::
+
+    ModelError
+    ├── retryable        HTTP 408/429/5xx, a read timeout, a body that is not a completion
+    ├── not retryable    any other HTTP 4xx (the message carries the server's text)
+    └── ModelUnreachable the connection could not be made (retryable)
+
+Structured outputs: ``response_format`` takes either an OpenAI-style dict
+(``{"type": "json_object"}``, ``{"type": "json_schema", "json_schema": {...}}``),
+sent as ``response_format``, or one of these shorthands, sent as vLLM's
+``structured_outputs`` (the name since vLLM 0.10.2; the older ``guided_*``
+fields were removed in 0.12)::
+
+    {"type": "choice", "choices": ["yes", "no"]}   -> {"choice": [...]}
+    {"type": "regex", "pattern": "[0-9]+"}         -> {"regex": ...}
+    {"type": "grammar", "grammar": "..."}          -> {"grammar": ...}
+    {"type": "json", "schema": {...}}              -> {"json": {...}}
+    {"type": "json_schema", "schema": {...}}       -> {"json": {...}}
+    {"structured_outputs": {...}}                  -> passed through as it is
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import httpx
+import openai
+
+from personae.errors import ConfigError, ModelError, ModelUnreachable
+from personae.llm.base import Completion, Message
+
+__all__ = ["OpenAIChatModel", "check_reachable", "list_models", "resolve_api_key"]
+
+_SNIPPET = 300
+_VERSION_TIMEOUT = 10.0
+_RETRYABLE_STATUS = frozenset({408, 409, 429})  # the statuses the SDK itself would retry
+
+
+def resolve_api_key(api_key: str | None = None) -> str:
+    """The API key to send: the argument, else ``PERSONAE_API_KEY``, else ``OPENAI_API_KEY``.
+
+    vLLM needs no key unless started with one, so the fallback is ``"EMPTY"``.
+    """
+    return (
+        api_key or os.environ.get("PERSONAE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    )
+
+
+def _snippet(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = text.strip()
+    return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."
+
+
+def _unreachable_message(base_url: str, reason: str) -> str:
+    return f"could not reach an OpenAI-compatible server at {base_url}: {reason}"
+
+
+def _root_url(base_url: str) -> str:
+    """The server root: ``http://host:port/v1`` -> ``http://host:port``."""
+    return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
+
+
+def _transport_cause(exc: BaseException) -> BaseException | None:
+    """The httpx (or httpx2) exception under an SDK connection error, if any."""
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if type(seen).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"}:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _server_error_text(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return _snippet(error["message"])
+        if isinstance(body.get("message"), str):
+            return _snippet(body["message"])
+    try:
+        return _snippet(exc.response.text) or exc.message
+    except Exception:  # the body may be unreadable; the SDK's message still helps
+        return exc.message
+
+
+def _translate_error(exc: openai.OpenAIError, base_url: str, timeout: float) -> ModelError:
+    """Turn an SDK exception into the :class:`ModelError` a caller can act on.
+
+    Args:
+        exc: What the SDK raised.
+        base_url: The server's URL, named in the message.
+        timeout: The request timeout in seconds, named in timeout messages.
+
+    Returns:
+        The error to raise, with ``retryable`` set.
+    """
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retryable = status in _RETRYABLE_STATUS or status >= 500
+        return ModelError(
+            f"the model server at {base_url} answered HTTP {status}: {_server_error_text(exc)}",
+            retryable=retryable,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = _transport_cause(exc)
+        cause_name = type(cause).__name__ if cause is not None else ""
+        if isinstance(exc, openai.APITimeoutError) and cause_name != "ConnectTimeout":
+            return ModelError(
+                f"the model server at {base_url} did not answer within {timeout:g} s "
+                f"({cause_name or 'timeout'}); it may be overloaded",
+                retryable=True,
+            )
+        reason = (str(cause) if cause is not None else "") or cause_name or exc.message
+        return ModelUnreachable(_unreachable_message(base_url, reason))
+    return ModelError(f"the model server at {base_url} failed: {exc}", retryable=True)
+
+
+def _split_response_format(
+    response_format: dict[str, Any],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Sort a ``response_format`` argument into OpenAI's field or vLLM's.
+
+    Args:
+        response_format: An OpenAI-style dict or one of the shorthands in the
+            module docstring.
+
+    Returns:
+        ``(response_format, structured_outputs)``, exactly one of them not None.
+
+    Raises:
+        ConfigError: A shorthand is missing its value (e.g. a choice with no choices).
+    """
+    if set(response_format) == {"structured_outputs"}:
+        return None, dict(response_format["structured_outputs"])
+    kind = response_format.get("type")
+    if kind == "choice":
+        choices = response_format.get("choices")
+        if not isinstance(choices, list | tuple) or not choices:
+            raise ConfigError(
+                "response_format: a 'choice' constraint needs a non-empty 'choices' list, "
+                f"got {choices!r}"
+            )
+        return None, {"choice": [str(choice) for choice in choices]}
+    if kind == "regex":
+        pattern = response_format.get("pattern", response_format.get("regex"))
+        if not isinstance(pattern, str):
+            raise ConfigError("response_format: a 'regex' constraint needs a 'pattern' string")
+        return None, {"regex": pattern}
+    if kind == "grammar":
+        grammar = response_format.get("grammar")
+        if not isinstance(grammar, str):
+            raise ConfigError("response_format: a 'grammar' constraint needs a 'grammar' string")
+        return None, {"grammar": grammar}
+    if kind in {"json", "json_schema"} and "schema" in response_format:
+        return None, {"json": response_format["schema"]}
+    return dict(response_format), None
+
+
+class OpenAIChatModel:
+    """A chat model served over the OpenAI chat-completions API (vLLM and others).
+
+    Safe to share between thousands of tasks of one event loop: the connection
+    pool allows ``max_connections`` requests on the wire at once. Bound the
+    number actually sent with :class:`~personae.llm.wrappers.ConcurrencyLimitedModel`
+    (or use :func:`~personae.llm.wrappers.build_client`, which does).
+
+    Args:
+        base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"``.
+        model: The served model name sent with every request.
+        api_key: The key to send; see :func:`resolve_api_key` for the fallbacks.
+        timeout: Seconds to wait for one request (connect, read, write, pool).
+        http_client: An ``httpx.AsyncClient`` to send requests with, e.g. one
+            with an ``httpx.MockTransport`` in tests. The caller owns it:
+            :meth:`aclose` leaves it open.
+        max_connections: Size of the connection pool built when ``http_client``
+            is not given.
+
+    Example::
+
+        model = OpenAIChatModel("http://127.0.0.1:8000/v1", "qwen2.5-0.5b-instruct")
+        reply = await model.complete([{"role": "user", "content": "Hi"}], seed=7)
+        await model.aclose()
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        http_client: httpx.AsyncClient | None = None,
+        max_connections: int = 256,
+    ) -> None:
+        if max_connections < 1:
+            raise ConfigError(f"max_connections must be >= 1, got {max_connections}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._model = model
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=resolve_api_key(api_key),
+            max_retries=0,
+            timeout=timeout,
+            http_client=self._http,  # type: ignore[arg-type]  # openai>=3 types httpx2, accepts httpx
+        )
+        self._server: str | None = None
+        self._server_known = False
+        self._server_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        """The model name sent with every request."""
+        return self._model
+
+    def _request_params(
+        self,
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        stop: list[str] | None,
+        response_format: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The sampling fields of the request body, as sent and as recorded.
+
+        Returns:
+            A dict of the request's top-level fields other than ``model`` and
+            ``messages``; vLLM's ``structured_outputs`` appears under that key.
+        """
+        params: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+        }
+        if seed is not None:
+            params["seed"] = seed
+        if stop:
+            params["stop"] = list(stop)
+        if response_format is not None:
+            openai_format, structured = _split_response_format(response_format)
+            if openai_format is not None:
+                params["response_format"] = openai_format
+            else:
+                params["structured_outputs"] = structured
+        return params
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int = 128,
+        temperature: float = 0.8,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Send one chat completion request; see :meth:`ChatModel.complete`.
+
+        Raises:
+            ModelError: The server refused or garbled the request (``retryable`` says
+                whether trying again may help), or the client was closed.
+            ModelUnreachable: No connection could be made.
+            ConfigError: ``response_format`` is a malformed shorthand.
+        """
+        if self._closed:
+            raise ModelError(f"the client for {self.base_url} was closed")
+        params = self._request_params(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            response_format=response_format,
+        )
+        body = dict(params)
+        extra_body = None
+        if "structured_outputs" in body:
+            extra_body = {"structured_outputs": body.pop("structured_outputs")}
+        started = time.perf_counter()
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(
+                model=self._model,
+                messages=messages,  # type: ignore[arg-type]
+                extra_body=extra_body,
+                **body,
+            )
+            content = raw.http_response.content
+        except openai.OpenAIError as exc:
+            raise _translate_error(exc, self.base_url, self.timeout) from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        data = self._parse(content)
+        return Completion(
+            text=data["text"],
+            model=data["model"] or self._model,
+            finish_reason=data["finish_reason"],
+            prompt_tokens=data["prompt_tokens"],
+            completion_tokens=data["completion_tokens"],
+            latency_ms=latency_ms,
+            seed=seed,
+            params=params,
+            server=await self.server_info(),
+        )
+
+    def _parse(self, content: bytes) -> dict[str, Any]:
+        """Pick the fields we use out of a chat-completion body, or raise a retryable error."""
+
+        def malformed(what: str) -> ModelError:
+            return ModelError(
+                f"the model server at {self.base_url} sent {what}: {_snippet(content)!r}",
+                retryable=True,
+            )
+
+        try:
+            data = json.loads(content)
+        except ValueError:
+            raise malformed("a body that is not JSON") from None
+        if not isinstance(data, dict):
+            raise malformed("a body that is not a chat completion")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise malformed("a completion with no choices")
+        message = choices[0].get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(text, str):
+            raise malformed("a completion with no message content")
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
+        model = data.get("model")
+        finish_reason = choices[0].get("finish_reason")
+        return {
+            "text": text,
+            "model": model if isinstance(model, str) else None,
+            "finish_reason": finish_reason if isinstance(finish_reason, str) else None,
+            "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": int(usage.get("completion_tokens") or 0),
+        }
+
+    async def server_info(self) -> str | None:
+        """The serving software and version, e.g. ``"vllm 0.32.0"``, or None if unknown.
+
+        Asked once from ``GET {root}/version`` (vLLM answers ``{"version": ...}``)
+        and cached; a server without that route is recorded as unknown.
+        """
+        if self._server_known:
+            return self._server
+        async with self._server_lock:
+            if self._server_known:
+                return self._server
+            try:
+                response = await self._http.get(
+                    f"{_root_url(self.base_url)}/version", timeout=_VERSION_TIMEOUT
+                )
+            except httpx.HTTPError:
+                return None  # try again on a later call; the completion itself succeeded
+            self._server_known = True
+            try:
+                version = response.json().get("version") if response.is_success else None
+            except (ValueError, AttributeError):
+                version = None
+            self._server = f"vllm {version}" if isinstance(version, str) and version else None
+            return self._server
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the caller supplied ``http_client``)."""
+        self._closed = True
+        if self._owns_http:
+            await self._http.aclose()
+
+
+async def list_models(
+    base_url: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = 10.0,
+    http_client: httpx.AsyncClient | None = None,
+) -> list[str]:
+    """The model names an OpenAI-compatible server serves (``GET {base_url}/models``).
+
+    Args:
+        base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"``.
+        api_key: The key to send; see :func:`resolve_api_key`.
+        timeout: Seconds to wait for the answer.
+        http_client: A client to use instead of a fresh one (left open).
+
+    Returns:
+        The ids the server lists, in its order.
+
+    Raises:
+        ModelUnreachable: Nothing answered at ``base_url``, with one clear message.
+        ModelError: Something answered, but not like an OpenAI-compatible server.
+    """
+    base_url = base_url.rstrip("/")
+    client = http_client or httpx.AsyncClient(timeout=timeout)
+    try:
+        response = await client.get(
+            f"{base_url}/models",
+            headers={"Authorization": f"Bearer {resolve_api_key(api_key)}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise ModelUnreachable(
+            _unreachable_message(base_url, str(exc) or type(exc).__name__)
+        ) from exc
+    finally:
+        if http_client is None:
+            await client.aclose()
+    if not response.is_success:
+        raise ModelError(
+            f"the server at {base_url} answered GET /models with HTTP {response.status_code}: "
+            f"{_snippet(response.text)}",
+            retryable=response.status_code >= 500,
+        )
+    try:
+        entries = response.json()["data"]
+        return [str(entry["id"]) for entry in entries]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"the server at {base_url} is not OpenAI-compatible: GET /models answered "
+            f"{_snippet(response.text)!r}"
+        ) from exc
+
+
+async def check_reachable(
+    base_url: str,
+    model: str | None = None,
+    *,
+    api_key: str | None = None,
+    timeout: float = 10.0,
+    http_client: httpx.AsyncClient | None = None,
+) -> list[str]:
+    """Check that a server answers at ``base_url`` and, if given, serves ``model``.
+
+    Meant for the command line: each failure is one message a person can act on.
+
+    Args:
+        base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"``.
+        model: A model name that must be among those served.
+        api_key: The key to send; see :func:`resolve_api_key`.
+        timeout: Seconds to wait for the answer.
+        http_client: A client to use instead of a fresh one (left open).
+
+    Returns:
+        The served model names.
+
+    Raises:
+        ModelUnreachable: Nothing answered at ``base_url``.
+        ModelError: The server does not serve ``model`` (the message lists what it serves).
+    """
+    models = await list_models(base_url, api_key=api_key, timeout=timeout, http_client=http_client)
+    if model is not None and model not in models:
+        served = ", ".join(models) or "nothing"
+        raise ModelError(
+            f"the server at {base_url.rstrip('/')} does not serve model {model!r}; "
+            f"it serves: {served}"
+        )
+    return models

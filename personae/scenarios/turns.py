@@ -1,0 +1,141 @@
+"""Turn-taking policies: who speaks next.
+
+Each policy is a small frozen pydantic model. ``choose`` sees a
+:class:`TurnView`; the moderator policy also asks a model, so the engine
+always calls the async ``achoose``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from personae.errors import ConfigError
+from personae.scenarios.view import TurnView
+
+if TYPE_CHECKING:
+    from personae.scenarios.episode import Episode
+
+
+class TurnPolicy(BaseModel):
+    """Base of turn-taking policies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def check(self, names: tuple[str, ...]) -> None:
+        """Raise ConfigError if the policy names someone not in the scenario."""
+
+    def choose(self, view: TurnView) -> str:
+        """Return the name of the next speaker."""
+        raise NotImplementedError
+
+    async def achoose(self, view: TurnView, episode: Episode) -> str:
+        """Async form used by the engine; defaults to :meth:`choose`."""
+        return self.choose(view)
+
+
+def _after(names: tuple[str, ...], last: str | None) -> str:
+    if last is None or last not in names:
+        return names[0]
+    return names[(names.index(last) + 1) % len(names)]
+
+
+class RoundRobin(TurnPolicy):
+    """Everyone in turn, in scenario order (or ``order``), continuing after the last speaker."""
+
+    kind: Literal["round_robin"] = "round_robin"
+    order: tuple[str, ...] | None = None
+
+    def check(self, names: tuple[str, ...]) -> None:
+        _check_names(self.order or (), names, "RoundRobin.order")
+
+    def choose(self, view: TurnView) -> str:
+        order = self.order or view.names
+        return _after(order, view.last.speaker if view.last else None)
+
+
+class Script(TurnPolicy):
+    """A fixed speaking order, repeated from the start when it runs out."""
+
+    kind: Literal["script"] = "script"
+    order: tuple[str, ...] = Field(min_length=1)
+
+    def check(self, names: tuple[str, ...]) -> None:
+        _check_names(self.order, names, "Script.order")
+
+    def choose(self, view: TurnView) -> str:
+        return self.order[view.turn % len(self.order)]
+
+
+class RandomOrder(TurnPolicy):
+    """A random participant each turn, from the episode's seeded generator.
+
+    Args:
+        allow_repeat: Whether the last speaker may speak again at once.
+    """
+
+    kind: Literal["random"] = "random"
+    allow_repeat: bool = False
+
+    def choose(self, view: TurnView) -> str:
+        pool = list(view.names)
+        if not self.allow_repeat and view.last is not None and len(pool) > 1:
+            pool.remove(view.last.speaker)
+        return view.rng.choice(pool)
+
+
+class Moderated(TurnPolicy):
+    """A moderator agent picks the next speaker by name.
+
+    The moderator answers in a separate context (never part of the
+    conversation); its call is recorded with purpose ``"moderator"``. If its
+    answer names nobody, the turn falls back to round robin and the raw answer
+    is recorded in ``states`` as ``moderator_unparsed``.
+
+    Args:
+        moderator: Name of the agent that moderates (it may also take part).
+        candidates: Who may be chosen; default everyone but the moderator.
+    """
+
+    kind: Literal["moderated"] = "moderated"
+    moderator: str
+    candidates: tuple[str, ...] | None = None
+
+    def check(self, names: tuple[str, ...]) -> None:
+        _check_names((self.moderator, *(self.candidates or ())), names, "Moderated")
+
+    def pool(self, view: TurnView) -> tuple[str, ...]:
+        if self.candidates:
+            return self.candidates
+        return tuple(n for n in view.names if n != self.moderator) or view.names
+
+    async def achoose(self, view: TurnView, episode: Episode) -> str:
+        pool = self.pool(view)
+        question = (
+            "You are moderating this conversation. Who should speak next? "
+            f"Answer with exactly one name from: {', '.join(pool)}."
+        )
+        answer = await episode.ask(
+            self.moderator,
+            question,
+            purpose="moderator",
+            max_tokens=12,
+            temperature=0.0,
+            response_format={"type": "choice", "choices": list(pool)},
+        )
+        for name in sorted(pool, key=len, reverse=True):
+            if re.search(rf"\b{re.escape(name)}\b", answer, re.IGNORECASE):
+                return name
+        episode.record_state(self.moderator, "moderator_unparsed", text=answer, source="moderator")
+        return _after(pool, view.last.speaker if view.last else None)
+
+
+def _check_names(used: tuple[str, ...], names: tuple[str, ...], where: str) -> None:
+    unknown = [n for n in used if n not in names]
+    if unknown:
+        raise ConfigError(
+            f"{where} names {', '.join(map(repr, unknown))}, who is not in the scenario "
+            f"(participants: {', '.join(names)})."
+        )
