@@ -32,7 +32,7 @@ import asyncio
 import json
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -191,7 +191,7 @@ class OpenAIChatModel:
 
     Example::
 
-        model = OpenAIChatModel("http://127.0.0.1:8000/v1", "qwen2.5-0.5b-instruct")
+        model = OpenAIChatModel("http://127.0.0.1:8000/v1", "smollm2")
         reply = await model.complete([{"role": "user", "content": "Hi"}], seed=7)
         await model.aclose()
     """
@@ -223,7 +223,8 @@ class OpenAIChatModel:
             api_key=resolve_api_key(api_key),
             max_retries=0,
             timeout=timeout,
-            http_client=self._http,  # type: ignore[arg-type]  # openai>=3 types httpx2, accepts httpx
+            # openai>=3 is typed for httpx2 but accepts an httpx client; older ones want httpx.
+            http_client=cast(Any, self._http),
         )
         self._server: str | None = None
         self._server_known = False

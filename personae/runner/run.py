@@ -227,6 +227,9 @@ def run_sync(
     """
     from personae.llm.connect import connected_model
 
+    # Refuse a foreign or broken database before a server is started for nothing.
+    Database(db).close()
+
     async def main() -> RunSummary:
         async with connected_model(
             model,

@@ -1,4 +1,4 @@
-"""The LangGraph graph every scenario runs on.
+r"""The LangGraph graph every scenario runs on.
 
 ::
 
@@ -50,11 +50,13 @@ async def end_session(state: EpisodeState, runtime: Runtime[Any]) -> dict[str, A
     return await runtime.context.end_session(state)
 
 
-def after_turn(state: EpisodeState) -> str:
+# Routers are coroutines: LangGraph runs a plain function router in a thread pool
+# under ainvoke, a thread hop per utterance.
+async def after_turn(state: EpisodeState) -> str:
     return "end_session" if state["session_over"] else "turn"
 
 
-def after_session(state: EpisodeState, runtime: Runtime[Any]) -> str:
+async def after_session(state: EpisodeState, runtime: Runtime[Any]) -> str:
     return "begin_session" if state["session"] < runtime.context.scenario.sessions else END
 
 

@@ -208,8 +208,12 @@ class Database:
         """
         with self.engine.begin() as conn:
             for table in ("agents", "llm_calls", "turns", "memories", "states"):
-                if rows.get(table):
-                    conn.execute(insert(ID_TABLES[table]), rows[table])
+                batch = rows.get(table)
+                if batch:
+                    # executemany needs the same keys in every row; absent ones are NULL.
+                    keys = set().union(*batch)
+                    uniform = [r if len(r) == len(keys) else dict.fromkeys(keys) | r for r in batch]
+                    conn.execute(insert(ID_TABLES[table]), uniform)
             for upd in episode_updates:
                 values = {k: v for k, v in upd.items() if k != "id"}
                 conn.execute(update(EpisodeRow).where(EpisodeRow.id == upd["id"]).values(values))

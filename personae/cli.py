@@ -1,0 +1,313 @@
+"""The ``personae`` command: a thin layer over the library.
+
+Every deliberate error (:class:`~personae.errors.PersonaeError`, invalid
+definitions) prints one paragraph and exits with code 2; an interrupted run
+exits 130 after keeping every completed episode; a run with failed episodes
+exits 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from personae.errors import PersonaeError
+
+app = typer.Typer(
+    help="Persona-grounded multi-agent social simulation on a local vLLM server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``personae`` script."""
+    try:
+        app()
+    except PersonaeError as exc:
+        _print_and_exit(str(exc))
+    except ValidationError as exc:
+        from personae.scenarios.scenario import format_validation_error
+
+        _print_and_exit(f"invalid {exc.title}: {format_validation_error(exc)}")
+
+
+def _print_and_exit(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+@app.command()
+def run(
+    target: Annotated[str, typer.Argument(help="Built-in scenario name (counseling) or a Python file.")],
+    db: Annotated[Path, typer.Option(help="SQLite file to write; rerunning resumes.")] = Path(
+        "runs/personae.db"
+    ),
+    replicates: Annotated[int | None, typer.Option(min=1, help="Episodes per parameter set.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Experiment seed.")] = None,
+    grid: Annotated[
+        list[str] | None, typer.Option("--grid", "-g", help="KEY=V1,V2 parameter values to cross.")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="KEY=VALUE fixed parameter.")] = None,
+    name: Annotated[str | None, typer.Option(help="Experiment name in the database.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server; default: start the embedded vLLM server.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Served model name (default: the server's first).")] = None,
+    max_in_flight: Annotated[int, typer.Option(min=1, help="Requests in flight at most.")] = 64,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    server_log: Annotated[Path | None, typer.Option(help="Log file of the embedded server.")] = None,
+) -> None:
+    """Run a Monte Carlo experiment and log every turn to SQLite."""
+    from personae.loading import load_target, parse_assignments
+    from personae.runner.experiment import as_experiment
+
+    target_obj = load_target(target)
+    grid_values = parse_assignments(grid or [], multi=True)
+    grid_values.update({k: [v] for k, v in parse_assignments(set_ or [], multi=False).items()})
+    experiment = as_experiment(target_obj, replicates=replicates, seed=seed, name=name, grid=grid_values)
+    if server_log is None and base_url is None:
+        server_log = db.parent / "vllm.log"
+    total = len(experiment.episodes())
+    err.print(
+        f"Experiment [bold]{experiment.label}[/]: {total} episodes "
+        f"({len(experiment.combinations())} parameter sets x {experiment.replicates} replicates, seed {experiment.seed}) -> {db}",
+        highlight=False,
+    )
+    summary = experiment.run(
+        db,
+        base_url=base_url,
+        model_name=model,
+        max_in_flight=max_in_flight,
+        progress=progress,
+        console=err,
+        server_log=server_log,
+    )
+    _print_summary(summary)
+    if summary.interrupted:
+        err.print(
+            f"Interrupted: {summary.complete} of {summary.total} episodes are complete and kept. "
+            "Run the same command again to finish the rest."
+        )
+        raise typer.Exit(130)
+    if summary.failed:
+        err.print(f"[red]{summary.failed} episode(s) failed[/]; first error: {summary.errors[0]}")
+        err.print("Run the same command again to retry them; completed episodes are kept.")
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: Any) -> None:
+    table = Table(title="Run summary", show_header=False)
+    table.add_row("database", summary.db)
+    table.add_row("episodes complete", f"{summary.complete} / {summary.total}")
+    table.add_row("run now / already done", f"{summary.completed} / {summary.already_complete}")
+    table.add_row("failed", str(summary.failed))
+    table.add_row("turns", str(summary.turns))
+    table.add_row("model calls", str(summary.calls))
+    table.add_row("completion tokens", str(summary.completion_tokens))
+    table.add_row("elapsed", f"{summary.elapsed_s:.1f} s")
+    table.add_row("throughput", f"{summary.turns_per_s:.1f} turns/s, {summary.tokens_per_s:.1f} tokens/s")
+    out.print(table)
+    out.print(
+        f'Read it: personae sql {summary.db} "SELECT episode_id, speaker, text FROM transcript LIMIT 10"',
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def sql(
+    db: Annotated[Path, typer.Argument(help="A personae database.")],
+    query: Annotated[str, typer.Argument(help="One SQL statement (read-only).")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Run a read-only SQL query on a database; writes are refused."""
+    from personae.store.readonly import query as run_query
+
+    columns, rows = run_query(db, query)
+    print_rows(columns, rows, format)
+
+
+def print_rows(columns: list[str], rows: list[tuple[Any, ...]], format: Format = Format.table) -> None:
+    """Print query results as a table, CSV or JSON."""
+    if format is Format.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif format is Format.json:
+        sys.stdout.write(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=1))
+        sys.stdout.write("\n")
+    else:
+        table = Table(*columns, show_lines=False)
+        for row in rows:
+            table.add_row(*("NULL" if v is None else str(v) for v in row))
+        out.print(table)
+        out.print(f"[dim]{len(rows)} row(s)[/]")
+
+
+@app.command()
+def show(db: Annotated[Path, typer.Argument(help="A personae database.")]) -> None:
+    """Summarise the experiments and episodes in a database."""
+    from personae.store.readonly import query as run_query
+
+    columns, rows = run_query(
+        db,
+        """
+        SELECT x.id AS experiment, x.name, x.scenario, x.model, x.seed,
+               COUNT(e.id) AS episodes,
+               SUM(e.status = 'complete') AS complete,
+               SUM(e.status = 'failed') AS failed,
+               SUM(e.status NOT IN ('complete', 'failed')) AS unfinished,
+               (SELECT COUNT(*) FROM turns t JOIN episodes e2 ON e2.id = t.episode_id
+                 WHERE e2.experiment_id = x.id AND e2.status = 'complete') AS turns,
+               (SELECT ROUND(AVG(e3.n_turns), 1) FROM episodes e3
+                 WHERE e3.experiment_id = x.id AND e3.status = 'complete') AS mean_turns,
+               (SELECT COALESCE(SUM(c.completion_tokens), 0) FROM llm_calls c
+                 JOIN episodes e4 ON e4.id = c.episode_id WHERE e4.experiment_id = x.id) AS tokens,
+               x.created_at
+        FROM experiments x LEFT JOIN episodes e ON e.experiment_id = x.id
+        GROUP BY x.id ORDER BY x.id
+        """,
+    )
+    if not rows:
+        out.print(f"{db} holds no experiments yet.")
+    for row in rows:
+        table = Table(title=f"experiment {row[0]}: {row[1]}", show_header=False)
+        for key, value in zip(columns[1:], row[1:], strict=True):
+            table.add_row(key, "NULL" if value is None else str(value))
+        out.print(table)
+    _, reasons = run_query(
+        db,
+        "SELECT experiment_id, COALESCE(end_reason, error, status), COUNT(*) FROM episodes "
+        "GROUP BY 1, 2 ORDER BY 1, 3 DESC",
+    )
+    print_rows(["experiment", "end reason / error", "episodes"], reasons)
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    model: Annotated[
+        str | None, typer.Option(help="Model folder (default: the bundled SmolLM2-135M-Instruct).")
+    ] = None,
+    served_model_name: Annotated[str, typer.Option(help="Name clients ask for.")] = "smollm2",
+    log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
+) -> None:
+    """Start the embedded vLLM server and keep it running until Ctrl-C."""
+    from personae.llm.server import EmbeddedServer
+
+    server = EmbeddedServer(model, served_model_name=served_model_name, host=host, port=port, log_path=log)
+    server.serve_forever(echo=lambda line: err.print(line, highlight=False))
+
+
+@app.command("prepare-model")
+def prepare_model() -> None:
+    """Convert the bundled default model once into the cache (run by make)."""
+    from personae.llm.server import prepare_default_model
+
+    path = prepare_default_model()
+    out.print(f"Default model ready at {path}", highlight=False)
+
+
+@app.command()
+def bench(
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 64,
+    episodes: Annotated[int, typer.Option(min=1, help="Counseling episodes in the framework run.")] = 128,
+    max_turns: Annotated[int, typer.Option(min=2, help="Utterances per episode.")] = 8,
+    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 64,
+    fake_episodes: Annotated[int, typer.Option(min=1, help="Episodes of the zero-latency run.")] = 200,
+    base_url: Annotated[str | None, typer.Option(help="Server to measure (default: embedded).")] = None,
+    model: Annotated[str | None, typer.Option(help="Served model name.")] = None,
+) -> None:
+    """Measure framework throughput against the raw server on the same requests."""
+    from personae.bench import BenchConfig, print_report, run_bench
+
+    config = BenchConfig(
+        concurrency=concurrency,
+        episodes=episodes,
+        max_turns=max_turns,
+        max_tokens=max_tokens,
+        fake_episodes=fake_episodes,
+        base_url=base_url,
+        model=model,
+    )
+    report = run_bench(config, console=err)
+    if json_:
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+    else:
+        print_report(report, out)
+
+
+@app.command()
+def demo(
+    db: Annotated[Path, typer.Option(help="SQLite file to write.")] = Path("runs/demo.db"),
+    replicates: Annotated[int, typer.Option(min=1, help="Episodes per client style.")] = 4,
+    base_url: Annotated[str | None, typer.Option(help="Server to use (default: embedded).")] = None,
+) -> None:
+    """Run the counseling demo on the embedded server and show what landed in SQLite."""
+    from personae.runner.experiment import Experiment
+    from personae.scenarios.builtin import counseling
+    from personae.store.readonly import query as run_query
+
+    experiment = Experiment(
+        scenario=counseling(max_turns=10, min_turns=6),
+        grid={"client.style": ["reserved", "verbose"]},
+        replicates=replicates,
+        seed=7,
+        name="counseling-demo",
+    )
+    err.print(
+        f"Demo: counseling, client styles reserved vs verbose, {replicates} replicates each, "
+        f"-> {db}",
+        highlight=False,
+    )
+    summary = experiment.run(
+        db, base_url=base_url, progress=True, console=err, server_log=db.parent / "vllm.log"
+    )
+    _print_summary(summary)
+    example = (
+        "SELECT json_extract(params, '$.\"client.style\"') AS style, COUNT(DISTINCT episode_id) "
+        "AS episodes, ROUND(AVG(LENGTH(text)), 1) AS mean_chars_client FROM transcript "
+        "WHERE role = 'client' GROUP BY style"
+    )
+    out.print(f"\nExample query:\n  personae sql {db} \"{example}\"", highlight=False, soft_wrap=True)
+    print_rows(*run_query(db, example))
+    columns, rows = run_query(
+        db,
+        "SELECT speaker, text FROM transcript WHERE episode_id = "
+        "(SELECT MIN(episode_id) FROM transcript) ORDER BY session, step",
+    )
+    out.print("\nFirst transcript:")
+    for speaker, text in rows:
+        out.print(f"[bold]{speaker}:[/] {text}", highlight=False)
+    if summary.failed or summary.interrupted:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    main()
