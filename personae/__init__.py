@@ -71,6 +71,7 @@ __all__ = [
     "Scenario",
     "ScenarioFileError",
     "Script",
+    "ScriptedModel",
     "ServerError",
     "StoreError",
     "TurnView",

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -83,14 +82,16 @@ async def _framework(config: BenchConfig, model: ChatModel, folder: Path, tag: s
     )
 
 
-async def _raw(base_url: str, model: str, requests: list[tuple[list[Message], dict[str, Any]]], concurrency: int) -> dict[str, float]:
+async def _raw(
+    base_url: str,
+    model: str,
+    requests: list[tuple[list[Message], dict[str, Any]]],
+    concurrency: int,
+) -> dict[str, float]:
     from openai import AsyncOpenAI
 
-    http = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2),
-        timeout=300.0,
-    )
-    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, http_client=http)
+    # The SDK as a user would call it: its own connection pool, no personae code in between.
+    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=300.0)
     gate = asyncio.Semaphore(concurrency)
     tokens = 0
 

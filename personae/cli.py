@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +32,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -62,24 +62,35 @@ def _print_and_exit(message: str) -> None:
 
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(help="Built-in scenario name (counseling) or a Python file.")],
+    target: Annotated[
+        str, typer.Argument(help="Built-in scenario name (counseling) or a Python file.")
+    ],
     db: Annotated[Path, typer.Option(help="SQLite file to write; rerunning resumes.")] = Path(
         "runs/personae.db"
     ),
-    replicates: Annotated[int | None, typer.Option(min=1, help="Episodes per parameter set.")] = None,
+    replicates: Annotated[
+        int | None, typer.Option(min=1, help="Episodes per parameter set.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Experiment seed.")] = None,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="KEY=V1,V2 parameter values to cross.")
     ] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="KEY=VALUE fixed parameter.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="KEY=VALUE fixed parameter.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Experiment name in the database.")] = None,
     base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible server; default: start the embedded vLLM server.")
+        str | None,
+        typer.Option(help="OpenAI-compatible server; default: start the embedded vLLM server."),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Served model name (default: the server's first).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Served model name (default: the server's first).")
+    ] = None,
     max_in_flight: Annotated[int, typer.Option(min=1, help="Requests in flight at most.")] = 64,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    server_log: Annotated[Path | None, typer.Option(help="Log file of the embedded server.")] = None,
+    server_log: Annotated[
+        Path | None, typer.Option(help="Log file of the embedded server.")
+    ] = None,
 ) -> None:
     """Run a Monte Carlo experiment and log every turn to SQLite."""
     from personae.loading import load_target, parse_assignments
@@ -88,7 +99,9 @@ def run(
     target_obj = load_target(target)
     grid_values = parse_assignments(grid or [], multi=True)
     grid_values.update({k: [v] for k, v in parse_assignments(set_ or [], multi=False).items()})
-    experiment = as_experiment(target_obj, replicates=replicates, seed=seed, name=name, grid=grid_values)
+    experiment = as_experiment(
+        target_obj, replicates=replicates, seed=seed, name=name, grid=grid_values
+    )
     if server_log is None and base_url is None:
         server_log = db.parent / "vllm.log"
     total = len(experiment.episodes())
@@ -129,7 +142,9 @@ def _print_summary(summary: Any) -> None:
     table.add_row("model calls", str(summary.calls))
     table.add_row("completion tokens", str(summary.completion_tokens))
     table.add_row("elapsed", f"{summary.elapsed_s:.1f} s")
-    table.add_row("throughput", f"{summary.turns_per_s:.1f} turns/s, {summary.tokens_per_s:.1f} tokens/s")
+    table.add_row(
+        "throughput", f"{summary.turns_per_s:.1f} turns/s, {summary.tokens_per_s:.1f} tokens/s"
+    )
     out.print(table)
     out.print(
         f'Read it: personae sql {summary.db} "SELECT episode_id, speaker, text FROM transcript LIMIT 10"',
@@ -151,7 +166,9 @@ def sql(
     print_rows(columns, rows, format)
 
 
-def print_rows(columns: list[str], rows: list[tuple[Any, ...]], format: Format = Format.table) -> None:
+def print_rows(
+    columns: list[str], rows: list[tuple[Any, ...]], format: Format = Format.table
+) -> None:
     """Print query results as a table, CSV or JSON."""
     if format is Format.csv:
         writer = csv.writer(sys.stdout)
@@ -220,7 +237,9 @@ def serve(
     """Start the embedded vLLM server and keep it running until Ctrl-C."""
     from personae.llm.server import EmbeddedServer
 
-    server = EmbeddedServer(model, served_model_name=served_model_name, host=host, port=port, log_path=log)
+    server = EmbeddedServer(
+        model, served_model_name=served_model_name, host=host, port=port, log_path=log
+    )
     server.serve_forever(echo=lambda line: err.print(line, highlight=False))
 
 
@@ -237,11 +256,17 @@ def prepare_model() -> None:
 def bench(
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 64,
-    episodes: Annotated[int, typer.Option(min=1, help="Counseling episodes in the framework run.")] = 128,
+    episodes: Annotated[
+        int, typer.Option(min=1, help="Counseling episodes in the framework run.")
+    ] = 128,
     max_turns: Annotated[int, typer.Option(min=2, help="Utterances per episode.")] = 8,
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 64,
-    fake_episodes: Annotated[int, typer.Option(min=1, help="Episodes of the zero-latency run.")] = 200,
-    base_url: Annotated[str | None, typer.Option(help="Server to measure (default: embedded).")] = None,
+    fake_episodes: Annotated[
+        int, typer.Option(min=1, help="Episodes of the zero-latency run.")
+    ] = 200,
+    base_url: Annotated[
+        str | None, typer.Option(help="Server to measure (default: embedded).")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Served model name.")] = None,
 ) -> None:
     """Measure framework throughput against the raw server on the same requests."""
@@ -295,9 +320,9 @@ def demo(
         "AS episodes, ROUND(AVG(LENGTH(text)), 1) AS mean_chars_client FROM transcript "
         "WHERE role = 'client' GROUP BY style"
     )
-    out.print(f"\nExample query:\n  personae sql {db} \"{example}\"", highlight=False, soft_wrap=True)
+    out.print(f'\nExample query:\n  personae sql {db} "{example}"', highlight=False, soft_wrap=True)
     print_rows(*run_query(db, example))
-    columns, rows = run_query(
+    _columns, rows = run_query(
         db,
         "SELECT speaker, text FROM transcript WHERE episode_id = "
         "(SELECT MIN(episode_id) FROM transcript) ORDER BY session, step",

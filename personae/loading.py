@@ -48,7 +48,9 @@ def load_target(target: str) -> Experiment | Scenario:
 
 def _pick(namespace: dict[str, Any], target: str) -> Experiment | Scenario:
     for kind, preferred in ((Experiment, "experiment"), (Scenario, "scenario")):
-        found = {k: v for k, v in namespace.items() if isinstance(v, kind) and not k.startswith("_")}
+        found = {
+            k: v for k, v in namespace.items() if isinstance(v, kind) and not k.startswith("_")
+        }
         if preferred in found:
             return found[preferred]
         if len(found) == 1:

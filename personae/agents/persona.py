@@ -7,7 +7,7 @@ every turn and the server's prefix cache is hit.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,23 +37,42 @@ _STYLE_TEXT = {
 #: Core belief categories of the CBT cognitive model (Beck), by group.
 CORE_BELIEFS = {
     "helpless": (
-        "I am incompetent", "I am helpless", "I am powerless, weak, vulnerable",
-        "I am a victim", "I am needy", "I am trapped", "I am out of control",
-        "I am a failure, loser", "I am defective",
+        "I am incompetent",
+        "I am helpless",
+        "I am powerless, weak, vulnerable",
+        "I am a victim",
+        "I am needy",
+        "I am trapped",
+        "I am out of control",
+        "I am a failure, loser",
+        "I am defective",
     ),
     "unlovable": (
-        "I am unlovable", "I am unattractive", "I am undesirable, unwanted",
-        "I am bound to be rejected", "I am bound to be abandoned", "I am bound to be alone",
+        "I am unlovable",
+        "I am unattractive",
+        "I am undesirable, unwanted",
+        "I am bound to be rejected",
+        "I am bound to be abandoned",
+        "I am bound to be alone",
     ),
     "worthless": (
-        "I am worthless, waste", "I am immoral", "I am bad - dangerous, toxic, evil",
+        "I am worthless, waste",
+        "I am immoral",
+        "I am bad - dangerous, toxic, evil",
         "I don't deserve to live",
     ),
 }
 
 #: Emotions a situation in the cognitive model may carry (at most three).
 EMOTIONS = (
-    "anxious", "sad", "angry", "ashamed", "disappointed", "jealous", "guilty", "hurt",
+    "anxious",
+    "sad",
+    "angry",
+    "ashamed",
+    "disappointed",
+    "jealous",
+    "guilty",
+    "hurt",
     "suspicious",
 )
 
@@ -172,10 +191,16 @@ class Persona(_Frozen):
         demo = self.demographics.model_dump(exclude_none=True)
         if demo:
             lines.append(
-                "About you: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in demo.items()) + "."
+                "About you: "
+                + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in demo.items())
+                + "."
             )
         if self.big_five:
-            lines.append("Your personality: " + "; ".join(_describe_trait(k, v) for k, v in self.big_five.items()) + ".")
+            lines.append(
+                "Your personality: "
+                + "; ".join(_describe_trait(k, v) for k, v in self.big_five.items())
+                + "."
+            )
         if self.background:
             lines.append(f"Background: {self.background}")
         if self.goals:

@@ -61,8 +61,12 @@ async def connected_model(
         served = await check_reachable(base_url, model_name)
         name = model_name or served[0]
         client = build_client(base_url, name, max_in_flight=max_in_flight, retries=retries)
-        info = {"software": "openai-compatible", "base_url": base_url, "model": name,
-                "version": await _server_version(base_url)}
+        info = {
+            "software": "openai-compatible",
+            "base_url": base_url,
+            "model": name,
+            "version": await _server_version(base_url),
+        }
         try:
             yield client, info
         finally:
@@ -72,10 +76,14 @@ async def connected_model(
     from personae.llm.server import EmbeddedServer
 
     server = EmbeddedServer(log_path=server_log)
-    say(f"[dim]Starting the embedded vLLM server (1-2 minutes on a CPU; log: {server.log_path})...[/]")
+    say(
+        f"[dim]Starting the embedded vLLM server (1-2 minutes on a CPU; log: {server.log_path})...[/]"
+    )
     await server.astart()
     say(f"[dim]Server ready at {server.base_url}.[/]")
-    client = build_client(server.base_url, server.model, max_in_flight=max_in_flight, retries=retries)
+    client = build_client(
+        server.base_url, server.model, max_in_flight=max_in_flight, retries=retries
+    )
     try:
         yield client, server.server_info()
     finally:

@@ -45,7 +45,10 @@ class LocalExecutor:
             async with gate:
                 await run_one(spec)
 
-        tasks = [asyncio.create_task(guarded(s), name=f"episode-{s.param_index}-{s.replicate}") for s in specs]
+        tasks = [
+            asyncio.create_task(guarded(s), name=f"episode-{s.param_index}-{s.replicate}")
+            for s in specs
+        ]
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -68,9 +68,7 @@ class Experiment(BaseModel):
     @classmethod
     def _grid_lists(cls, value: Any) -> Any:
         if isinstance(value, Mapping):
-            return {
-                k: list(v) if isinstance(v, list | tuple) else [v] for k, v in value.items()
-            }
+            return {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
@@ -90,7 +88,9 @@ class Experiment(BaseModel):
     def combinations(self) -> list[dict[str, Any]]:
         """Every parameter set of the grid, in a stable order."""
         keys = list(self.grid)
-        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.grid.values())]
+        return [
+            dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.grid.values())
+        ]
 
     def episodes(self) -> list[EpisodeSpec]:
         """All episodes of the experiment."""
@@ -98,7 +98,9 @@ class Experiment(BaseModel):
         for index, params in enumerate(self.combinations()):
             key = json.dumps(params, sort_keys=True, default=str)
             for rep in range(self.replicates):
-                specs.append(EpisodeSpec(index, rep, params, derive_seed(self.seed, "episode", key, rep)))
+                specs.append(
+                    EpisodeSpec(index, rep, params, derive_seed(self.seed, "episode", key, rep))
+                )
         return specs
 
     def config(self) -> dict[str, Any]:

@@ -46,7 +46,9 @@ class _Rates(ProgressColumn):
         )
 
 
-def experiment_progress(counters: RunCounters, *, enabled: bool, console: Console | None = None) -> Progress:
+def experiment_progress(
+    counters: RunCounters, *, enabled: bool, console: Console | None = None
+) -> Progress:
     """The bar shown while an experiment runs (a no-op when ``enabled`` is false)."""
     return Progress(
         TextColumn("[bold]{task.description}"),

@@ -130,7 +130,12 @@ async def run_experiment(
     database.create_episodes(
         experiment_id,
         [
-            {"param_index": s.param_index, "replicate": s.replicate, "params": s.params, "seed": s.seed}
+            {
+                "param_index": s.param_index,
+                "replicate": s.replicate,
+                "params": s.params,
+                "seed": s.seed,
+            }
             for s in specs
             if (s.param_index, s.replicate) not in statuses
         ],
@@ -140,7 +145,9 @@ async def run_experiment(
     summary = RunSummary(str(db), experiment_id, total=len(specs), already_complete=len(done))
     if executor is None:
         limit = _request_limit(model)
-        executor = LocalExecutor(max_episodes or max(64, 4 * limit) if limit else (max_episodes or 1024))
+        executor = LocalExecutor(
+            max_episodes or max(64, 4 * limit) if limit else (max_episodes or 1024)
+        )
 
     counters = RunCounters()
     writer = Writer(database)

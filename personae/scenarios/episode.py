@@ -73,7 +73,8 @@ class Episode:
         self.roles = {p.name: p.role for p in scenario.agents}
         named = len(self.names) > 2
         self.agents = {
-            p.name: Agent(p, model, rules=scenario.rules_for(p), named=named) for p in scenario.agents
+            p.name: Agent(p, model, rules=scenario.rules_for(p), named=named)
+            for p in scenario.agents
         }
         self.rng = random.Random(derive_seed(seed, "turn-order"))
         self.transcript: list[Utterance] = []
@@ -86,7 +87,12 @@ class Episode:
             self.agent_ids[p.name] = agent_id
             self.log.add(
                 "agents",
-                {"id": agent_id, "name": p.name, "role": p.role, "persona_json": p.model_dump_json()},
+                {
+                    "id": agent_id,
+                    "name": p.name,
+                    "role": p.role,
+                    "persona_json": p.model_dump_json(),
+                },
             )
 
     @property
@@ -150,15 +156,16 @@ class Episode:
         speaker = await self.scenario.turns.achoose(view, self)
         cue = self.scenario.cue(view, speaker) if self.scenario.cue else None
         await self.speak(speaker, state, cue=cue)
-        new = {**state, "turn": state["turn"] + 1, "step": state["step"] + 1}
+        turn, step = state["turn"] + 1, state["step"] + 1
+        new = {**state, "turn": turn, "step": step}
         await self.run_probes("turn", new)
         view = self.view(new)
         reason = self.scenario.until.reason(view)
-        if reason is None and new["turn"] >= self.scenario.max_turns:
+        if reason is None and turn >= self.scenario.max_turns:
             reason = f"max_turns({self.scenario.max_turns})"
         return {
-            "turn": new["turn"],
-            "step": new["step"],
+            "turn": turn,
+            "step": step,
             "session_over": reason is not None,
             "end_reason": reason,
         }
@@ -174,7 +181,9 @@ class Episode:
 
     # -- speaking and asking ----------------------------------------------------------------
 
-    async def speak(self, name: str, state: Mapping[str, Any], *, cue: str | None = None) -> Utterance:
+    async def speak(
+        self, name: str, state: Mapping[str, Any], *, cue: str | None = None
+    ) -> Utterance:
         """Have ``name`` say its next line; everyone present hears it."""
         agent = self.agents[name]
         session, step = state["session"], state["step"]
@@ -286,7 +295,9 @@ class Episode:
         """Run every probe due at this point, in order."""
         if not self.scenario.probes:
             return
-        point = ProbePoint(moment=moment, session=state["session"], turn=state["turn"], step=state["step"])
+        point = ProbePoint(
+            moment=moment, session=state["session"], turn=state["turn"], step=state["step"]
+        )
         for probe in self.scenario.probes:
             if probe.due(point):
                 await probe(self, point)

@@ -20,7 +20,6 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 if TYPE_CHECKING:
-    from personae.scenarios.episode import Episode
     from personae.scenarios.scenario import Scenario
 
 
@@ -60,11 +59,11 @@ async def after_session(state: EpisodeState, runtime: Runtime[Any]) -> str:
     return "begin_session" if state["session"] < runtime.context.scenario.sessions else END
 
 
-def build_graph(scenario: Scenario) -> StateGraph:
+def build_graph(scenario: Scenario) -> StateGraph[Any, Any, Any, Any]:
     """The scenario's graph, uncompiled: add nodes or edges before compiling."""
     from personae.scenarios.episode import Episode
 
-    graph = StateGraph(EpisodeState, context_schema=Episode)
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(EpisodeState, context_schema=Episode)
     graph.add_node("begin_session", begin_session)
     graph.add_node("turn", take_turn)
     graph.add_node("end_session", end_session)

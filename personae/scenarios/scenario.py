@@ -210,7 +210,11 @@ class Scenario(BaseModel):
             "sessions": self.sessions,
             "carry_memory": self.carry_memory,
             "probes": [{"fn": fn_name(p.fn), "at": p.at, "every": p.every} for p in self.probes],
-            "sampling": {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p},
+            "sampling": {
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+            },
             "params": self.params,
             "cue": fn_name(self.cue),
             "configure": fn_name(self.configure),

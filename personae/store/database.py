@@ -32,7 +32,7 @@ from personae.store.schema import (
 )
 
 #: Tables whose ids are allocated by the writer, so rows can point at each other before commit.
-ID_TABLES = {
+ID_TABLES: dict[str, Any] = {
     "agents": AgentRow,
     "llm_calls": LLMCallRow,
     "turns": TurnRow,
@@ -54,7 +54,9 @@ def _check_foreign(path: Path) -> None:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             app_id = con.execute("PRAGMA application_id").fetchone()[0]
-            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            tables = [
+                r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:

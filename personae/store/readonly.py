@@ -31,7 +31,9 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
     return con
 
 
-def query(path: str | Path, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+def query(
+    path: str | Path, sql: str, params: tuple[Any, ...] = ()
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one read-only statement and return (column names, rows).
 
     Raises:

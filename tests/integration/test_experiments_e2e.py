@@ -36,17 +36,36 @@ def q(db, sql):
 def test_counseling_experiment_lands_in_sqlite(vllm_server, tmp_path):
     db = tmp_path / "counseling.db"
     r = personae(
-        "run", "counseling", "--replicates", "3", "--set", "max_turns=6", "--db", str(db),
-        "--base-url", vllm_server.base_url, "--no-progress",
+        "run",
+        "counseling",
+        "--replicates",
+        "3",
+        "--set",
+        "max_turns=6",
+        "--db",
+        str(db),
+        "--base-url",
+        vllm_server.base_url,
+        "--no-progress",
     )
     assert r.returncode == 0, r.stderr
     assert q(db, "SELECT status, COUNT(*) FROM episodes GROUP BY 1") == [("complete", 3)]
     # every episode: as many turns as it says, both speakers, turns numbered without gaps
     for episode_id, n_turns in q(db, "SELECT id, n_turns FROM episodes"):
-        steps = [s for (s,) in q(db, f"SELECT step FROM turns WHERE episode_id = {episode_id} ORDER BY step")]
+        steps = [
+            s
+            for (s,) in q(
+                db, f"SELECT step FROM turns WHERE episode_id = {episode_id} ORDER BY step"
+            )
+        ]
         assert steps == list(range(n_turns))
         assert 2 <= n_turns <= 6
-        roles = {r for (r,) in q(db, f"SELECT DISTINCT role FROM transcript WHERE episode_id = {episode_id}")}
+        roles = {
+            r
+            for (r,) in q(
+                db, f"SELECT DISTINCT role FROM transcript WHERE episode_id = {episode_id}"
+            )
+        }
         assert roles == {"counselor", "client"}
     calls = q(db, "SELECT seed, model, server, completion_tokens, finish_reason FROM llm_calls")
     assert calls and all(seed is not None for seed, *_ in calls)
@@ -67,19 +86,40 @@ def test_same_seed_reproduces_the_same_transcript(vllm_server, tmp_path):
     for name in ("a.db", "b.db"):
         summary = exp.run(tmp_path / name, base_url=vllm_server.base_url, max_in_flight=8)
         assert summary.complete == 2
-        texts.append(q(tmp_path / name, "SELECT replicate, step, speaker, text FROM transcript ORDER BY 1, 2"))
+        texts.append(
+            q(
+                tmp_path / name,
+                "SELECT replicate, step, speaker, text FROM transcript ORDER BY 1, 2",
+            )
+        )
     assert texts[0] == texts[1]
     other = Experiment(scenario=counseling(max_turns=6), replicates=2, seed=22)
     other.run(tmp_path / "c.db", base_url=vllm_server.base_url, max_in_flight=8)
-    assert q(tmp_path / "c.db", "SELECT replicate, step, speaker, text FROM transcript ORDER BY 1, 2") != texts[0]
+    assert (
+        q(tmp_path / "c.db", "SELECT replicate, step, speaker, text FROM transcript ORDER BY 1, 2")
+        != texts[0]
+    )
 
 
 def test_resume_after_kill_loses_and_duplicates_nothing(vllm_server, tmp_path):
     db = tmp_path / "resume.db"
     args = [
-        sys.executable, "-m", "personae.cli", "run", "counseling", "--replicates", "10",
-        "--set", "max_turns=6", "--db", str(db), "--base-url", vllm_server.base_url,
-        "--max-in-flight", "3", "--no-progress",
+        sys.executable,
+        "-m",
+        "personae.cli",
+        "run",
+        "counseling",
+        "--replicates",
+        "10",
+        "--set",
+        "max_turns=6",
+        "--db",
+        str(db),
+        "--base-url",
+        vllm_server.base_url,
+        "--max-in-flight",
+        "3",
+        "--no-progress",
     ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -101,15 +141,27 @@ def test_resume_after_kill_loses_and_duplicates_nothing(vllm_server, tmp_path):
     killed_complete = {i for (i,) in q(db, "SELECT id FROM episodes WHERE status = 'complete'")}
 
     r = personae(
-        "run", "counseling", "--replicates", "10", "--set", "max_turns=6", "--db", str(db),
-        "--base-url", vllm_server.base_url, "--no-progress",
+        "run",
+        "counseling",
+        "--replicates",
+        "10",
+        "--set",
+        "max_turns=6",
+        "--db",
+        str(db),
+        "--base-url",
+        vllm_server.base_url,
+        "--no-progress",
     )
     assert r.returncode == 0, r.stderr
     assert q(db, "SELECT status, COUNT(*) FROM episodes GROUP BY 1") == [("complete", 10)]
     assert q(db, "SELECT COUNT(*) FROM experiments") == [(1,)]
     after = q(db, "SELECT episode_id, step, text FROM transcript ORDER BY 1, 2")
     assert [row for row in after if row[0] in killed_complete] == kept
-    assert q(db, "SELECT COUNT(*) FROM (SELECT episode_id, session, step FROM turns GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)") == [(0,)]
+    assert q(
+        db,
+        "SELECT COUNT(*) FROM (SELECT episode_id, session, step FROM turns GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)",
+    ) == [(0,)]
     assert q(db, "SELECT SUM(n_turns) FROM episodes") == q(db, "SELECT COUNT(*) FROM turns")
     assert q(db, "PRAGMA integrity_check") == [("ok",)]
 
@@ -117,8 +169,17 @@ def test_resume_after_kill_loses_and_duplicates_nothing(vllm_server, tmp_path):
 def test_readme_scenario_runs_from_the_command_line(vllm_server, tmp_path):
     db = tmp_path / "mine.db"
     r = personae(
-        "run", "examples/mentoring.py", "--replicates", "1", "--set", "max_turns=4", "--db", str(db),
-        "--base-url", vllm_server.base_url, "--no-progress",
+        "run",
+        "examples/mentoring.py",
+        "--replicates",
+        "1",
+        "--set",
+        "max_turns=4",
+        "--db",
+        str(db),
+        "--base-url",
+        vllm_server.base_url,
+        "--no-progress",
     )
     assert r.returncode == 0, r.stderr
     # the file's grid (two styles) x the command line's replicates
@@ -128,8 +189,14 @@ def test_readme_scenario_runs_from_the_command_line(vllm_server, tmp_path):
 
 def test_a_model_the_server_does_not_serve_is_named(vllm_server, tmp_path):
     r = personae(
-        "run", "counseling", "--db", str(tmp_path / "x.db"), "--base-url", vllm_server.base_url,
-        "--model", "gpt-imaginary",
+        "run",
+        "counseling",
+        "--db",
+        str(tmp_path / "x.db"),
+        "--base-url",
+        vllm_server.base_url,
+        "--model",
+        "gpt-imaginary",
     )
     assert r.returncode == 2
     assert "gpt-imaginary" in r.stderr and vllm_server.model in r.stderr

@@ -1,5 +1,7 @@
 """The scenario engine on the recording fakes: turn order, termination, prompts, seeds, probes."""
 
+import itertools
+
 import pytest
 
 from personae import (
@@ -48,7 +50,7 @@ async def test_random_order_is_seeded_and_never_repeats_speaker():
     c = speakers(await Episode(sc, FunctionModel.echo(), seed=6).run())
     assert a == b
     assert a != c
-    assert all(x != y for x, y in zip(a, a[1:], strict=False))
+    assert all(x != y for x, y in itertools.pairwise(a))
     assert set(a) == {"Ann", "Bob", "Cat"}
 
 
@@ -94,7 +96,9 @@ async def test_says_stops_only_after_min_turns(pair):
 
 
 async def test_conditions_compose_and_predicates_see_the_view(pair):
-    stop = MaxTurns(3) | When(lambda v: v.last is not None and "stop" in v.last.text, label="stop-word")
+    stop = MaxTurns(3) | When(
+        lambda v: v.last is not None and "stop" in v.last.text, label="stop-word"
+    )
     sc = Scenario(name="w", agents=pair, until=stop, max_turns=10)
     result = await Episode(sc, ScriptedModel(["a", "stop", "c"]), seed=1).run()
     assert result.end_reason == "stop-word"
@@ -109,7 +113,7 @@ async def test_prompts_are_prefix_stable_and_history_append_only(dialogue):
         by_agent.setdefault(call.messages[0]["content"], []).append(call.messages)
     assert len(by_agent) == 2  # one byte-identical system prompt per agent
     for prompts in by_agent.values():
-        for earlier, later in zip(prompts, prompts[1:], strict=False):
+        for earlier, later in itertools.pairwise(prompts):
             assert later[: len(earlier)] == earlier
 
 
@@ -118,7 +122,7 @@ async def test_cue_reaches_this_prompt_only(pair):
     model = FunctionModel.echo()
     await Episode(sc, model, seed=1).run()
     assert model.calls[1].messages[-1]["content"] == "(turn 1)"
-    assert all("(turn 0)" != m["content"] for m in model.calls[1].messages)
+    assert all(m["content"] != "(turn 0)" for m in model.calls[1].messages)
 
 
 async def test_sampling_seeds_derive_from_episode_seed(dialogue):

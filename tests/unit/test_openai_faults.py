@@ -344,9 +344,10 @@ async def test_aclose_leaves_a_caller_owned_client_open_and_refuses_further_call
 
 async def test_an_owned_client_allows_hundreds_of_connections() -> None:
     model = OpenAIChatModel(BASE_URL, "tiny", max_connections=300)
-    pool = model._http._transport._pool  # type: ignore[attr-defined]  # httpx's, not the SDK's
-    assert pool._max_connections == 300
+    assert model.max_connections == 300
     await model.aclose()
+    with pytest.raises(ConfigError, match="max_connections"):
+        OpenAIChatModel(BASE_URL, "tiny", max_connections=0)
 
 
 # --- list_models / check_reachable -----------------------------------------------

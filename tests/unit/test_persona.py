@@ -34,7 +34,9 @@ def test_cognitive_model_limits_emotions():
 
 def test_card_is_deterministic_and_carries_persona():
     cm = CognitiveModel(core_beliefs=("I am helpless",), emotions=("sad",))
-    p = Persona(name="Sam", role="client", big_five={"N": 4.2}, style="reserved", cognitive_model=cm)
+    p = Persona(
+        name="Sam", role="client", big_five={"N": 4.2}, style="reserved", cognitive_model=cm
+    )
     card = p.card()
     assert card == Persona.model_validate(p.model_dump()).card()
     assert "You are Sam, the client" in card

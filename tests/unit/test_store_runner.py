@@ -25,11 +25,15 @@ def rows(db, sql):
 
 def test_round_trip_episodes_turns_calls(dialogue, tmp_path):
     db = tmp_path / "x.db"
-    exp = Experiment(scenario=dialogue, grid={"client.style": ["plain", "verbose"]}, replicates=3, seed=9)
+    exp = Experiment(
+        scenario=dialogue, grid={"client.style": ["plain", "verbose"]}, replicates=3, seed=9
+    )
     summary = run(exp, db)
     assert (summary.completed, summary.failed, summary.total) == (6, 0, 6)
     assert rows(db, "SELECT status, COUNT(*) FROM episodes GROUP BY 1") == [("complete", 6)]
-    per_episode = rows(db, "SELECT episode_id, COUNT(*), COUNT(DISTINCT speaker) FROM transcript GROUP BY 1")
+    per_episode = rows(
+        db, "SELECT episode_id, COUNT(*), COUNT(DISTINCT speaker) FROM transcript GROUP BY 1"
+    )
     assert [(n, k) for _, n, k in per_episode] == [(6, 2)] * 6
     # one call per generated turn, each with its seed and sampling parameters
     calls = rows(db, "SELECT seed, params_json, model FROM llm_calls")
@@ -111,7 +115,11 @@ def test_readonly_query_refuses_writes(dialogue, tmp_path):
     run(Experiment(scenario=dialogue, replicates=1), db)
     cols, data = query(db, "SELECT COUNT(*) AS n FROM turns")
     assert cols == ["n"] and data == [(6,)]
-    for statement in ("DELETE FROM turns", "DROP TABLE turns", "INSERT INTO experiments(name) VALUES ('x')"):
+    for statement in (
+        "DELETE FROM turns",
+        "DROP TABLE turns",
+        "INSERT INTO experiments(name) VALUES ('x')",
+    ):
         with pytest.raises(StoreError, match="read-only"):
             query(db, statement)
     assert query(db, "SELECT COUNT(*) FROM turns")[1] == [(6,)]

@@ -31,8 +31,11 @@ COUNSELOR = Persona(
     big_five={"O": 4.2, "C": 4.3, "E": 3.4, "A": 4.6, "N": 1.6},
     background="Integrative counselor (humanistic, psychodynamic and cognitive-behavioural) "
     "with 15 years in a university counseling centre.",
-    goals=("understand the client's difficulty", "build a working alliance",
-           "agree on a small, concrete next step"),
+    goals=(
+        "understand the client's difficulty",
+        "build a working alliance",
+        "agree on a small, concrete next step",
+    ),
     style="warm, calm and concise",
 )
 
@@ -40,8 +43,9 @@ CLIENTS: dict[str, Persona] = {
     "maya": Persona(
         name="Maya",
         role="client",
-        demographics=Demographics(age=20, gender="female", education="second-year undergraduate",
-                                  occupation="student"),
+        demographics=Demographics(
+            age=20, gender="female", education="second-year undergraduate", occupation="student"
+        ),
         big_five={"O": 3.6, "C": 3.9, "E": 2.4, "A": 3.8, "N": 4.3},
         background="Second-year biology student who failed a midterm and has slept badly since.",
         style="plain",
@@ -59,8 +63,12 @@ CLIENTS: dict[str, Persona] = {
     "james": Persona(
         name="James",
         role="client",
-        demographics=Demographics(age=34, gender="male", employment="employed full time",
-                                  occupation="warehouse supervisor"),
+        demographics=Demographics(
+            age=34,
+            gender="male",
+            employment="employed full time",
+            occupation="warehouse supervisor",
+        ),
         big_five={"O": 2.8, "C": 3.2, "E": 3.1, "A": 2.9, "N": 3.9},
         background="Recently separated; drinking more in the evenings since moving out.",
         style="plain",
@@ -78,8 +86,9 @@ CLIENTS: dict[str, Persona] = {
     "lena": Persona(
         name="Lena",
         role="client",
-        demographics=Demographics(age=27, gender="female", employment="unemployed",
-                                  education="master's degree"),
+        demographics=Demographics(
+            age=27, gender="female", employment="unemployed", education="master's degree"
+        ),
         big_five={"O": 4.1, "C": 2.7, "E": 2.2, "A": 4.0, "N": 4.0},
         background="Lost her job three months ago; applications go unanswered.",
         style="plain",
@@ -108,9 +117,21 @@ CLIENT_RULES = """Rules for this session:
 - Do not thank the counselor or say goodbye until the counselor ends the session."""
 
 STAGES = (
-    (0.4, "exploration", "Stage: exploration. Build rapport; ask about the problem, its history or goals."),
-    (0.75, "insight", "Stage: insight. Explore emotions, thoughts, key relationships, coping and resources."),
-    (1.01, "action", "Stage: action. Summarise what has changed, agree on goals and one small next step; close warmly once it is agreed."),
+    (
+        0.4,
+        "exploration",
+        "Stage: exploration. Build rapport; ask about the problem, its history or goals.",
+    ),
+    (
+        0.75,
+        "insight",
+        "Stage: insight. Explore emotions, thoughts, key relationships, coping and resources.",
+    ),
+    (
+        1.01,
+        "action",
+        "Stage: action. Summarise what has changed, agree on goals and one small next step; close warmly once it is agreed.",
+    ),
 )
 
 
@@ -132,7 +153,9 @@ def _cue(view: TurnView, speaker: str) -> str | None:
 def _configure(scenario: Scenario, params: Mapping[str, Any]) -> Scenario:
     key = str(params.get("client", "maya")).lower()
     if key not in CLIENTS:
-        raise ConfigError(f"unknown client profile {key!r} for counseling; choose from {', '.join(CLIENTS)}")
+        raise ConfigError(
+            f"unknown client profile {key!r} for counseling; choose from {', '.join(CLIENTS)}"
+        )
     current = scenario.persona("client")
     profile = CLIENTS[key]
     client = profile.model_copy(update={"style": current.style or profile.style})
@@ -168,7 +191,9 @@ def counseling(
         name="counseling",
         agents=(COUNSELOR, CLIENTS["maya"].model_copy(update={"style": style})),
         rules={"counselor": COUNSELOR_RULES, "client": CLIENT_RULES},
-        opening=Opening(speaker=COUNSELOR.name, text="Hello, I'm Dr. Rivera. What brings you in today?"),
+        opening=Opening(
+            speaker=COUNSELOR.name, text="Hello, I'm Dr. Rivera. What brings you in today?"
+        ),
         until=Says(r"\b(goodbye|good bye|bye|see you)\b", min_turns=min_turns),
         max_turns=max_turns,
         sessions=sessions,

@@ -1,0 +1,1 @@
+"""Psychometric instruments, administered as probes (see personae.scenarios.probes)."""
