@@ -91,6 +91,13 @@ def run(
     server_log: Annotated[
         Path | None, typer.Option(help="Log file of the embedded server.")
     ] = None,
+    prefix_caching: Annotated[
+        bool,
+        typer.Option(
+            help="Embedded server only: turn vLLM's prefix cache on (faster; seeds then no "
+            "longer reproduce transcripts exactly)."
+        ),
+    ] = False,
 ) -> None:
     """Run a Monte Carlo experiment and log every turn to SQLite."""
     from personae.loading import load_target, parse_assignments
@@ -118,6 +125,7 @@ def run(
         progress=progress,
         console=err,
         server_log=server_log,
+        prefix_caching=prefix_caching,
     )
     _print_summary(summary)
     if summary.interrupted:
@@ -258,9 +266,9 @@ def bench(
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 64,
     episodes: Annotated[
         int, typer.Option(min=1, help="Counseling episodes in the framework run.")
-    ] = 128,
-    max_turns: Annotated[int, typer.Option(min=2, help="Utterances per episode.")] = 8,
-    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 64,
+    ] = 96,
+    max_turns: Annotated[int, typer.Option(min=2, help="Utterances per episode.")] = 6,
+    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 48,
     fake_episodes: Annotated[
         int, typer.Option(min=1, help="Episodes of the zero-latency run.")
     ] = 200,

@@ -10,6 +10,7 @@ from personae.agents.persona import Persona
 from personae.llm.base import ChatModel, Completion, Message
 
 _START = "(The conversation begins. You speak first.)"
+_STAGE_DIRECTION = re.compile(r"^\s*(\([^()]{0,300}\)|\[[^\[\]]{0,300}\])\s*")
 
 
 class Agent:
@@ -64,10 +65,11 @@ class Agent:
     def clean(self, text: str, others: list[str]) -> str:
         """Trim a raw model reply to what this agent says.
 
-        Small models sometimes prefix their own name or go on to write the
-        other side's line; both are cut.
+        Small models sometimes open with a bracketed stage direction (often an
+        echo of the turn's cue), prefix their own name, or go on to write the
+        other side's line; all three are cut.
         """
-        out = text.strip()
+        out = _STAGE_DIRECTION.sub("", text.strip())
         own = re.compile(rf"^\s*\**{re.escape(self.name)}\**\s*:\s*", re.IGNORECASE)
         out = own.sub("", out)
         if others:

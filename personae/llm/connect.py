@@ -33,6 +33,7 @@ async def connected_model(
     retries: int = 5,
     console: Console | None = None,
     server_log: str | Path | None = None,
+    prefix_caching: bool = False,
 ) -> AsyncIterator[tuple[ChatModel, dict[str, Any]]]:
     """Yield ``(chat model, server info)`` for one run and clean up afterwards.
 
@@ -45,6 +46,8 @@ async def connected_model(
         retries: Retries per request on transient errors.
         console: Where status lines go.
         server_log: Log file of the embedded server, when one is started.
+        prefix_caching: Start the embedded server with its prefix cache on (faster,
+            but the same seed no longer reproduces the same transcript exactly).
 
     Raises:
         ModelUnreachable: Nothing answers at ``base_url``.

@@ -223,6 +223,7 @@ def run_sync(
     max_in_flight: int = 64,
     console: Console | None = None,
     server_log: str | Path | None = None,
+    prefix_caching: bool = False,
     **options: Any,
 ) -> RunSummary:
     """Run an experiment from synchronous code, starting a server if none is given.
@@ -245,6 +246,7 @@ def run_sync(
             max_in_flight=max_in_flight,
             console=console,
             server_log=server_log,
+            prefix_caching=prefix_caching,
         ) as (chat, info):
             return await run_experiment(
                 experiment, db, chat, console=console, server_info=info, **options

