@@ -199,6 +199,19 @@ async def run_experiment(
     return summary
 
 
+def completed_episodes(experiment: Experiment, db: str | Path, model_name: str | None) -> int:
+    """How many of the experiment's episodes ``db`` already holds as complete."""
+    database = Database(db)
+    try:
+        found = database.find_experiment(experiment.config_hash(model_name))
+        if found is None:
+            return 0
+        statuses = database.episode_statuses(found)
+        return sum(status == "complete" for _, status in statuses.values())
+    finally:
+        database.close()
+
+
 def _fail(writer: Writer, summary: RunSummary, episode_id: int, message: str) -> None:
     writer.update_episode(episode_id, status="failed", error=message, finished_at=now())
     summary.failed += 1
@@ -235,8 +248,17 @@ def run_sync(
     """
     from personae.llm.connect import connected_model
 
-    # Refuse a foreign or broken database before a server is started for nothing.
-    Database(db).close()
+    # Refuse a foreign or broken database before a server is started for nothing,
+    # and start none at all when every episode is already complete.
+    if model is None and base_url is None:
+        from personae.llm.server import DEFAULT_SERVED_MODEL_NAME
+
+        done = completed_episodes(experiment, db, DEFAULT_SERVED_MODEL_NAME)
+        total = len(experiment.episodes())
+        if done == total:
+            return RunSummary(str(db), -1, total=total, already_complete=done)
+    else:
+        Database(db).close()
 
     async def main() -> RunSummary:
         async with connected_model(

@@ -158,6 +158,14 @@ class Database:
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
+    def find_experiment(self, config_hash: str) -> int | None:
+        """The id of the experiment with this configuration hash, if stored."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(ExperimentRow.id).where(ExperimentRow.config_hash == config_hash)
+            ).scalar()
+        return None if found is None else int(found)
+
     def episode_statuses(self, experiment_id: int) -> dict[tuple[int, int], tuple[int, str]]:
         """Map (param_index, replicate) to (episode id, status) for an experiment."""
         with self.engine.connect() as conn:

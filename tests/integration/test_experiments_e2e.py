@@ -115,26 +115,16 @@ def test_same_seed_reproduces_the_same_transcript(vllm_server, tmp_path):
 def test_resume_after_kill_loses_and_duplicates_nothing(vllm_server, tmp_path):
     db = tmp_path / "resume.db"
     args = [
-        sys.executable,
-        "-m",
-        "personae.cli",
-        "run",
-        "counseling",
-        "--replicates",
-        "8",
-        "--set",
-        "max_turns=4",
-        "--set",
-        "max_tokens=48",
-        "--db",
-        str(db),
-        "--base-url",
-        vllm_server.base_url,
-        "--max-in-flight",
-        "3",
-        "--no-progress",
+        *("run", "counseling", "--replicates", "8", "--set", "max_turns=4"),
+        *("--set", "max_tokens=48", "--db", str(db), "--base-url", vllm_server.base_url),
+        *("--max-in-flight", "3", "--no-progress"),
     ]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "personae.cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     complete_before: list = []
     while time.monotonic() < deadline:
@@ -153,21 +143,7 @@ def test_resume_after_kill_loses_and_duplicates_nothing(vllm_server, tmp_path):
     kept = q(db, "SELECT episode_id, step, text FROM transcript ORDER BY 1, 2")
     killed_complete = {i for (i,) in q(db, "SELECT id FROM episodes WHERE status = 'complete'")}
 
-    r = personae(
-        "run",
-        "counseling",
-        "--replicates",
-        "8",
-        "--set",
-        "max_turns=4",
-        "--set",
-        "max_tokens=48",
-        "--db",
-        str(db),
-        "--base-url",
-        vllm_server.base_url,
-        "--no-progress",
-    )
+    r = personae(*args)  # the same command again resumes
     assert r.returncode == 0, r.stderr
     assert q(db, "SELECT status, COUNT(*) FROM episodes GROUP BY 1") == [("complete", 8)]
     assert q(db, "SELECT COUNT(*) FROM experiments") == [(1,)]

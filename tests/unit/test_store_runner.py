@@ -148,3 +148,14 @@ def test_python_entry_point_runs_a_scenario_from_sync_code(tmp_path):
     sc = Scenario(name="tiny", agents=(Persona(name="A"), Persona(name="B")), max_turns=3)
     summary = Experiment(scenario=sc, replicates=2).run(tmp_path / "t.db", FunctionModel.echo())
     assert summary.complete == 2 and summary.turns == 6
+
+
+def test_completed_episodes_counts_what_a_rerun_would_skip(dialogue, tmp_path):
+    from personae.runner.run import completed_episodes
+
+    db = tmp_path / "x.db"
+    exp = Experiment(scenario=dialogue, replicates=3)
+    assert completed_episodes(exp, db, "echo") == 0
+    run(exp, db)
+    assert completed_episodes(exp, db, "echo") == 3
+    assert completed_episodes(exp, db, "another-model") == 0
