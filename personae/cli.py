@@ -266,9 +266,9 @@ def bench(
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 64,
     episodes: Annotated[
         int, typer.Option(min=1, help="Counseling episodes in the framework run.")
-    ] = 96,
-    max_turns: Annotated[int, typer.Option(min=2, help="Utterances per episode.")] = 6,
-    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 48,
+    ] = 64,
+    max_turns: Annotated[int, typer.Option(min=2, help="Utterances per episode.")] = 4,
+    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 32,
     fake_episodes: Annotated[
         int, typer.Option(min=1, help="Episodes of the zero-latency run.")
     ] = 200,
