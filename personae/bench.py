@@ -150,13 +150,15 @@ async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
             ]
             await _raw(base_url, chat.name, warm, config.concurrency)
             recorder = _Recorder(chat)
-            console.print("[dim](b) framework: counseling episodes...[/]")
-            framework = await _framework(config, recorder, folder, "framework")
-            limiter = find_layer(chat, ConcurrencyLimitedModel)
+            console.print("[dim]framework warm-up pass (records the requests)...[/]")
+            await _framework(config, recorder, folder, "warm")
             console.print(
                 f"[dim](a) raw replay of the same {len(recorder.requests)} requests...[/]"
             )
             raw = await _raw(base_url, chat.name, recorder.requests, config.concurrency)
+            console.print("[dim](b) framework pass, measured...[/]")
+            framework = await _framework(config, chat, folder, "framework")
+            limiter = find_layer(chat, ConcurrencyLimitedModel)
     raw_tps = raw["tokens"] / raw["elapsed_s"]
     fw_tps = framework.completion_tokens / framework.elapsed_s
     return {

@@ -241,12 +241,20 @@ def serve(
     ] = None,
     served_model_name: Annotated[str, typer.Option(help="Name clients ask for.")] = "smollm2",
     log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
+    prefix_caching: Annotated[
+        bool, typer.Option(help="Turn vLLM's prefix cache on (faster; no exact replay by seed).")
+    ] = False,
 ) -> None:
     """Start the embedded vLLM server and keep it running until Ctrl-C."""
     from personae.llm.server import EmbeddedServer
 
     server = EmbeddedServer(
-        model, served_model_name=served_model_name, host=host, port=port, log_path=log
+        model,
+        served_model_name=served_model_name,
+        host=host,
+        port=port,
+        log_path=log,
+        prefix_caching=prefix_caching,
     )
     server.serve_forever(echo=lambda line: err.print(line, highlight=False))
 

@@ -78,9 +78,10 @@ async def connected_model(
 
     from personae.llm.server import EmbeddedServer
 
-    server = EmbeddedServer(log_path=server_log)
+    server = EmbeddedServer(log_path=server_log, prefix_caching=prefix_caching)
     say(
-        f"[dim]Starting the embedded vLLM server (1-2 minutes on a CPU; log: {server.log_path})...[/]"
+        "[dim]Starting the embedded vLLM server (2 to 4 minutes on a 2-core CPU; "
+        f"log: {server.log_path})...[/]"
     )
     await server.astart()
     say(f"[dim]Server ready at {server.base_url}.[/]")
