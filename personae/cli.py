@@ -38,11 +38,6 @@ class Format(StrEnum):
     json = "json"
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def main() -> None:
     """Entry point of the ``personae`` script."""
     try:
