@@ -20,6 +20,9 @@ from personae.errors import (
 )
 from personae.llm.base import ChatModel, Completion, Message
 from personae.llm.fake import FunctionModel, ScriptedModel
+from personae.measures.administer import Questionnaire
+from personae.measures.instruments import Instrument, load_instrument
+from personae.measures.judge import Judge
 from personae.runner import Experiment, LocalExecutor, RunSummary
 from personae.scenarios import (
     Episode,
@@ -51,6 +54,8 @@ __all__ = [
     "Episode",
     "Experiment",
     "FunctionModel",
+    "Instrument",
+    "Judge",
     "LocalExecutor",
     "MaxTurns",
     "Memory",
@@ -64,6 +69,7 @@ __all__ = [
     "PersonaeError",
     "Probe",
     "ProbePoint",
+    "Questionnaire",
     "RandomOrder",
     "RoundRobin",
     "RunSummary",
@@ -79,4 +85,5 @@ __all__ = [
     "When",
     "__version__",
     "derive_seed",
+    "load_instrument",
 ]

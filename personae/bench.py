@@ -33,6 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from personae.errors import ConfigError
 from personae.llm.base import ChatModel, Completion, Message
 from personae.llm.fake import FunctionModel
 from personae.runner.experiment import Experiment
@@ -52,14 +53,24 @@ class BenchConfig:
     fake_turns: int = 40
     base_url: str | None = None
     model: str | None = None
+    case: str = "conversation"
+    inventory_agents: int = 2
+
+    def __post_init__(self) -> None:
+        if self.case not in CASES:
+            raise ConfigError(f"bench case {self.case!r} is unknown; use one of {', '.join(CASES)}")
+
+
+CASES = ("conversation", "inventory", "all")
 
 
 class _Recorder:
-    """A ChatModel wrapper that keeps every request it passes on."""
+    """A ChatModel wrapper that keeps every request it passes on, and when it ran."""
 
     def __init__(self, inner: ChatModel) -> None:
         self.inner = inner
         self.requests: list[tuple[list[Message], dict[str, Any]]] = []
+        self.spans: list[tuple[float, float]] = []
 
     @property
     def name(self) -> str:
@@ -67,7 +78,11 @@ class _Recorder:
 
     async def complete(self, messages: list[Message], **kwargs: Any) -> Completion:
         self.requests.append((copy.deepcopy(messages), dict(kwargs)))
-        return await self.inner.complete(messages, **kwargs)
+        started = time.perf_counter()
+        try:
+            return await self.inner.complete(messages, **kwargs)
+        finally:
+            self.spans.append((started, time.perf_counter()))
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -78,12 +93,6 @@ def _experiment(config: BenchConfig, episodes: int, max_turns: int) -> Experimen
         {"max_tokens": config.max_tokens}
     )
     return Experiment(scenario=scenario, replicates=episodes, seed=1234, name="bench")
-
-
-async def _framework(config: BenchConfig, model: ChatModel, folder: Path, tag: str) -> RunSummary:
-    return await run_experiment(
-        _experiment(config, config.episodes, config.max_turns), folder / f"{tag}.db", model
-    )
 
 
 async def _raw(
@@ -98,10 +107,12 @@ async def _raw(
     client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=300.0)
     gate = asyncio.Semaphore(concurrency)
     tokens = 0
+    spans: list[tuple[float, float]] = []
 
     async def one(messages: list[Message], kw: dict[str, Any]) -> None:
         nonlocal tokens
         async with gate:
+            sent = time.perf_counter()
             response = await client.chat.completions.create(
                 model=model,
                 messages=messages,  # type: ignore[arg-type]
@@ -109,14 +120,37 @@ async def _raw(
                 temperature=kw.get("temperature"),
                 top_p=kw.get("top_p"),
                 seed=kw.get("seed"),
+                **_structured(kw.get("response_format")),
             )
+            spans.append((sent, time.perf_counter()))
         tokens += response.usage.completion_tokens if response.usage else 0
 
     started = time.perf_counter()
     await asyncio.gather(*(one(m, kw) for m, kw in requests))
     elapsed = time.perf_counter() - started
     await client.close()
-    return {"tokens": tokens, "elapsed_s": elapsed, "requests": len(requests)}
+    return {"tokens": tokens, "elapsed_s": elapsed, "requests": len(requests), **_timeline(spans)}
+
+
+def _structured(response_format: dict[str, Any] | None) -> dict[str, Any]:
+    """The request fields for a structured-output constraint, as the framework sends them."""
+    if not response_format:
+        return {}
+    from personae.llm.openai import split_response_format
+
+    openai_format, vllm_format = split_response_format(response_format)
+    if openai_format is not None:
+        return {"response_format": openai_format}
+    return {"extra_body": {"structured_outputs": vllm_format}}
+
+
+def _timeline(spans: list[tuple[float, float]]) -> dict[str, float]:
+    """Mean request latency and mean requests in flight over a pass."""
+    if not spans:
+        return {"mean_latency_s": 0.0, "mean_in_flight": 0.0}
+    busy = sum(end - start for start, end in spans)
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    return {"mean_latency_s": busy / len(spans), "mean_in_flight": busy / wall if wall else 0.0}
 
 
 async def _fake(config: BenchConfig, folder: Path) -> RunSummary:
@@ -124,9 +158,86 @@ async def _fake(config: BenchConfig, folder: Path) -> RunSummary:
     return await run_experiment(experiment, folder / "fake.db", FunctionModel.echo(record=False))
 
 
+async def _compare(
+    experiment: Experiment,
+    chat: ChatModel,
+    base_url: str,
+    concurrency: int,
+    folder: Path,
+    tag: str,
+    console: Console,
+) -> dict[str, Any]:
+    """Framework pass (warm, recording), raw replay, measured framework pass; the figures."""
+    from personae.llm.wrappers import ConcurrencyLimitedModel, find_layer
+
+    recorder = _Recorder(chat)
+    console.print(f"[dim]{tag}: framework warm-up pass (records the requests)...[/]")
+    await run_experiment(experiment, folder / f"{tag}-warm.db", recorder)
+    console.print(f"[dim]{tag}: (a) raw replay of the same {len(recorder.requests)} requests...[/]")
+    cpu = time.process_time()
+    raw = await _raw(base_url, chat.name, recorder.requests, concurrency)
+    raw_cpu = time.process_time() - cpu
+    console.print(f"[dim]{tag}: (b) framework pass, measured...[/]")
+    timed = _Recorder(chat)
+    limiter = find_layer(chat, ConcurrencyLimitedModel)
+    if limiter is not None:
+        limiter.peak_in_flight = 0
+    cpu = time.process_time()
+    framework = await run_experiment(experiment, folder / f"{tag}.db", timed)
+    framework_cpu = time.process_time() - cpu
+    timeline = _timeline(timed.spans)
+    raw_tps = raw["tokens"] / raw["elapsed_s"]
+    fw_tps = framework.completion_tokens / framework.elapsed_s
+    raw_rps = raw["requests"] / raw["elapsed_s"]
+    fw_rps = framework.calls / framework.elapsed_s
+    return {
+        "raw_tokens_per_s": round(raw_tps, 1),
+        "framework_tokens_per_s": round(fw_tps, 1),
+        "ratio": round(fw_tps / raw_tps, 3) if raw_tps else None,
+        "raw_requests_per_s": round(raw_rps, 2),
+        "framework_requests_per_s": round(fw_rps, 2),
+        "requests_ratio": round(fw_rps / raw_rps, 3) if raw_rps else None,
+        "raw_elapsed_s": round(raw["elapsed_s"], 1),
+        "framework_elapsed_s": round(framework.elapsed_s, 1),
+        "requests": int(raw["requests"]),
+        "raw_completion_tokens": int(raw["tokens"]),
+        "framework_completion_tokens": framework.completion_tokens,
+        "peak_in_flight": getattr(limiter, "peak_in_flight", None),
+        "raw_mean_latency_s": round(raw["mean_latency_s"], 2),
+        "framework_mean_latency_s": round(timeline["mean_latency_s"], 2),
+        "raw_mean_in_flight": round(raw["mean_in_flight"], 1),
+        "framework_mean_in_flight": round(timeline["mean_in_flight"], 1),
+        "raw_client_cpu_s": round(raw_cpu, 2),
+        "framework_client_cpu_s": round(framework_cpu, 2),
+    }
+
+
+def _inventory(config: BenchConfig) -> Experiment:
+    """The IPIP-NEO-120 given to ``inventory_agents`` agents, one item per request, no conversation."""
+    from personae.agents.persona import Persona
+    from personae.scenarios.probes import Probe
+    from personae.scenarios.scenario import Opening, Scenario
+
+    agents = tuple(
+        Persona(
+            name=f"Respondent {i + 1}",
+            role="respondent",
+            big_five={k: 1 + (i * 7 + j * 3) % 5 for j, k in enumerate("OCEAN")},
+        )
+        for i in range(config.inventory_agents)
+    )
+    scenario = Scenario(
+        name="inventory",
+        agents=agents,
+        opening=Opening(speaker=agents[0].name, text="Thank you for taking part."),
+        max_turns=1,
+        probes=(Probe("ipip-neo-120", at="start"),),
+    )
+    return Experiment(scenario=scenario, replicates=1, seed=1234, name="bench-inventory")
+
+
 async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
     from personae.llm.connect import connected_model
-    from personae.llm.wrappers import ConcurrencyLimitedModel, find_layer
 
     with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
         folder = Path(tmp)
@@ -149,31 +260,25 @@ async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
                 for i in range(config.concurrency)
             ]
             await _raw(base_url, chat.name, warm, config.concurrency)
-            recorder = _Recorder(chat)
-            console.print("[dim]framework warm-up pass (records the requests)...[/]")
-            await _framework(config, recorder, folder, "warm")
-            console.print(
-                f"[dim](a) raw replay of the same {len(recorder.requests)} requests...[/]"
-            )
-            raw = await _raw(base_url, chat.name, recorder.requests, config.concurrency)
-            console.print("[dim](b) framework pass, measured...[/]")
-            framework = await _framework(config, chat, folder, "framework")
-            limiter = find_layer(chat, ConcurrencyLimitedModel)
-    raw_tps = raw["tokens"] / raw["elapsed_s"]
-    fw_tps = framework.completion_tokens / framework.elapsed_s
+            report: dict[str, Any] = {}
+            if config.case in ("conversation", "all"):
+                experiment = _experiment(config, config.episodes, config.max_turns)
+                report |= await _compare(
+                    experiment, chat, base_url, config.concurrency, folder, "conversation", console
+                )
+            if config.case in ("inventory", "all"):
+                report["inventory"] = await _compare(
+                    _inventory(config),
+                    chat,
+                    base_url,
+                    config.concurrency,
+                    folder,
+                    "inventory",
+                    console,
+                )
     return {
-        "raw_tokens_per_s": round(raw_tps, 1),
-        "framework_tokens_per_s": round(fw_tps, 1),
-        "ratio": round(fw_tps / raw_tps, 3) if raw_tps else None,
+        **report,
         "fake_turns_per_s": round(fake.turns_per_s, 1),
-        "raw_requests_per_s": round(raw["requests"] / raw["elapsed_s"], 2),
-        "framework_requests_per_s": round(framework.calls / framework.elapsed_s, 2),
-        "raw_elapsed_s": round(raw["elapsed_s"], 1),
-        "framework_elapsed_s": round(framework.elapsed_s, 1),
-        "requests": int(raw["requests"]),
-        "raw_completion_tokens": int(raw["tokens"]),
-        "framework_completion_tokens": framework.completion_tokens,
-        "peak_in_flight": getattr(limiter, "peak_in_flight", None),
         "fake_turns": fake.turns,
         "config": asdict(config),
         "server": info,
@@ -185,20 +290,34 @@ def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, 
     return asyncio.run(_bench(config, console or Console(stderr=True)))
 
 
+_ROWS = (
+    "raw_tokens_per_s",
+    "framework_tokens_per_s",
+    "ratio",
+    "raw_requests_per_s",
+    "framework_requests_per_s",
+    "requests_ratio",
+    "requests",
+    "peak_in_flight",
+    "raw_mean_latency_s",
+    "framework_mean_latency_s",
+    "raw_mean_in_flight",
+    "framework_mean_in_flight",
+    "raw_client_cpu_s",
+    "framework_client_cpu_s",
+)
+
+
 def print_report(report: dict[str, Any], console: Console) -> None:
-    """The report as a table."""
+    """The report as a table: one column per case."""
+    cases = {"conversation": report} if "ratio" in report else {}
+    if "inventory" in report:
+        cases["inventory"] = report["inventory"]
     table = Table(title=f"personae bench ({report['config']['concurrency']} requests in flight)")
     table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key in (
-        "raw_tokens_per_s",
-        "framework_tokens_per_s",
-        "ratio",
-        "raw_requests_per_s",
-        "framework_requests_per_s",
-        "requests",
-        "peak_in_flight",
-        "fake_turns_per_s",
-    ):
-        table.add_row(key, str(report[key]))
+    for name in cases:
+        table.add_column(name, justify="right")
+    for key in _ROWS:
+        table.add_row(key, *(str(case.get(key)) for case in cases.values()))
+    table.add_row("fake_turns_per_s", str(report["fake_turns_per_s"]), *[""] * (len(cases) - 1))
     console.print(table)

@@ -228,6 +228,38 @@ def show(db: Annotated[Path, typer.Argument(help="A personae database.")]) -> No
 
 
 @app.command()
+def report(
+    db: Annotated[Path, typer.Argument(help="A personae database.")],
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="HTML file to write (default: <db>.report.html)."),
+    ] = None,
+) -> None:
+    """Write an HTML report: experiments, trait drift, measurement quality, with figures."""
+    from personae.analysis.report import write_report
+    from personae.store.database import Database
+    from personae.store.readonly import connect_readonly
+
+    connect_readonly(db).close()  # a missing or foreign file fails here, with its message
+    Database(db).close()  # brings a database written by an older version up to date
+    path = write_report(db, out_path)
+    out.print(f"Report written to {path}")
+
+
+@app.command()
+def instruments() -> None:
+    """List the bundled psychometric instruments."""
+    from personae.measures.instruments import list_instruments, load_instrument
+
+    table = Table("name", "items", "options", "scoring", "title")
+    for name in list_instruments():
+        inst = load_instrument(name)
+        options = f"{inst.options[0].value}-{inst.options[-1].value}"
+        table.add_row(name, str(len(inst.items)), options, inst.scoring, inst.title)
+    out.print(table)
+
+
+@app.command()
 def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -279,6 +311,15 @@ def bench(
         str | None, typer.Option(help="Server to measure (default: embedded).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Served model name.")] = None,
+    case: Annotated[
+        str,
+        typer.Option(
+            help="conversation (counseling episodes), inventory (IPIP-NEO-120 items) or all."
+        ),
+    ] = "conversation",
+    inventory_agents: Annotated[
+        int, typer.Option(min=1, help="Agents answering the 120 items in the inventory case.")
+    ] = 2,
 ) -> None:
     """Measure framework throughput against the raw server on the same requests."""
     from personae.bench import BenchConfig, print_report, run_bench
@@ -291,6 +332,8 @@ def bench(
         fake_episodes=fake_episodes,
         base_url=base_url,
         model=model,
+        case=case,
+        inventory_agents=inventory_agents,
     )
     report = run_bench(config, console=err)
     if json_:

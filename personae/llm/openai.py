@@ -130,7 +130,7 @@ def _translate_error(exc: openai.OpenAIError, base_url: str, timeout: float) -> 
     return ModelError(f"the model server at {base_url} failed: {exc}", retryable=True)
 
 
-def _split_response_format(
+def split_response_format(
     response_format: dict[str, Any],
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Sort a ``response_format`` argument into OpenAI's field or vLLM's.
@@ -284,7 +284,7 @@ class OpenAIChatModel:
         if stop:
             params["stop"] = list(stop)
         if response_format is not None:
-            openai_format, structured = _split_response_format(response_format)
+            openai_format, structured = split_response_format(response_format)
             if openai_format is not None:
                 params["response_format"] = openai_format
             else:

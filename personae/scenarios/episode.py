@@ -2,7 +2,7 @@
 
 An :class:`Episode` is the run-time context of the scenario's graph. It owns
 the agents, the seeded generator for turn-taking, the transcript, and the log
-that receives rows. Every model call goes through :meth:`Episode._call`, which
+that receives rows. Every model call goes through :meth:`Episode.call`, which
 derives the sampling seed and records the call.
 """
 
@@ -81,6 +81,7 @@ class Episode:
         self._session_start = 0
         self.calls = 0
         self.completion_tokens = 0
+        self._occasions: dict[tuple[str, str], int] = {}
         self.agent_ids: dict[str, int] = {}
         for p in scenario.agents:
             agent_id = self.log.new_id("agents")
@@ -187,7 +188,7 @@ class Episode:
         """Have ``name`` say its next line; everyone present hears it."""
         agent = self.agents[name]
         session, step = state["session"], state["step"]
-        completion, call_id = await self._call(
+        completion, call_id = await self.call(
             name,
             agent.messages(cue),
             purpose="turn",
@@ -221,7 +222,7 @@ class Episode:
         question and answer never enter the conversation or its memory. The
         call is recorded with ``purpose``.
         """
-        text, _ = await self._ask(
+        text, _ = await self.ask_recorded(
             name,
             question,
             purpose=purpose,
@@ -233,18 +234,19 @@ class Episode:
         )
         return text
 
-    async def _ask(
+    async def ask_recorded(
         self,
         name: str,
         question: str,
         *,
         purpose: str,
-        max_tokens: int,
-        temperature: float,
-        response_format: dict[str, Any] | None,
-        memory: Memory | None,
-        step: int | None,
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        response_format: dict[str, Any] | None = None,
+        memory: Memory | None = None,
+        step: int | None = None,
     ) -> tuple[str, int]:
+        """Like :meth:`ask`, returning the answer and the id of its ``llm_calls`` row."""
         agent = self.agents[name]
         snapshot = (memory or agent.memory).snapshot()
         messages: list[Message] = [
@@ -253,7 +255,7 @@ class Episode:
             {"role": "user", "content": question},
         ]
         at = len(self.transcript) if step is None else step
-        completion, call_id = await self._call(
+        completion, call_id = await self.call(
             name,
             messages,
             purpose=purpose,
@@ -264,6 +266,12 @@ class Episode:
             response_format=response_format,
         )
         return completion.text.strip(), call_id
+
+    def next_occasion(self, name: str, key: str) -> int:
+        """Count administrations of ``key`` (an instrument) to ``name``: 0, 1, 2, ..."""
+        occasion = self._occasions.get((name, key), 0)
+        self._occasions[(name, key)] = occasion + 1
+        return occasion
 
     def record_state(
         self,
@@ -313,7 +321,7 @@ class Episode:
             return
 
         async def summarize(agent: Agent) -> None:
-            text, call_id = await self._ask(
+            text, call_id = await self.ask_recorded(
                 agent.name,
                 SUMMARY_QUESTION,
                 purpose="summary",
@@ -360,7 +368,7 @@ class Episode:
             },
         )
 
-    async def _call(
+    async def call(
         self,
         name: str,
         messages: list[Message],
@@ -368,8 +376,11 @@ class Episode:
         purpose: str,
         step: int,
         seed: int,
+        model: ChatModel | None = None,
         **sampling: Any,
     ) -> tuple[Completion, int]:
+        """Send one request through ``model`` (default: the episode's) and record it in ``llm_calls``."""
+        model = model or self.model
         call_id = self.log.new_id("llm_calls")
         row: dict[str, Any] = {
             "id": call_id,
@@ -377,12 +388,12 @@ class Episode:
             "purpose": purpose,
             "step": step,
             "seed": seed,
-            "model": getattr(self.model, "name", None),
+            "model": getattr(model, "name", None),
             "created_at": now(),
         }
         started = time.perf_counter()
         try:
-            completion = await self.model.complete(messages, seed=seed, **sampling)
+            completion = await model.complete(messages, seed=seed, **sampling)
         except ModelError as exc:
             row.update(
                 params_json=json.dumps(sampling, default=str),

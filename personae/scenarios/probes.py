@@ -10,10 +10,10 @@ The psychometric instruments build on this hook.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if TYPE_CHECKING:
     from personae.scenarios.episode import Episode
@@ -55,10 +55,32 @@ class Probe(BaseModel):
     every: int | None = Field(default=None, ge=1)
     name: str = ""
 
-    def __init__(self, fn: ProbeFn | None = None, **data: Any) -> None:
+    def __init__(self, fn: Any = None, **data: Any) -> None:
         if isinstance(data.get("at"), str):
             data["at"] = (data["at"],)
+        fn = data.pop("fn", fn)
+        if (fn is not None and not callable(fn)) or _is_instrument(fn):
+            from personae.measures.administer import Questionnaire
+
+            settings = {k: data.pop(k) for k in list(data) if k in Questionnaire.model_fields}
+            try:
+                fn = Questionnaire(instrument=fn, **settings)
+            except ValidationError as exc:
+                raise ValueError(_first_error(exc)) from None
+            data.setdefault("name", fn.name)
         super().__init__(**({"fn": fn} if fn is not None else {}), **data)
+
+    def check(self, names: Sequence[str], roles: Mapping[str, str]) -> None:
+        """Let the probe refuse a scenario it cannot run in (e.g. an unknown respondent)."""
+        check = getattr(self.fn, "check", None)
+        if callable(check):
+            check(names, roles)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description, part of the experiment's configuration."""
+        describe = getattr(self.fn, "describe", None)
+        fn = describe() if callable(describe) else _fn_name(self.fn)
+        return {"fn": fn, "at": list(self.at), "every": self.every}
 
     def due(self, point: ProbePoint) -> bool:
         """Whether the probe runs at ``point``."""
@@ -73,3 +95,19 @@ class Probe(BaseModel):
 
     def label(self) -> str:
         return self.name or getattr(self.fn, "__qualname__", repr(self.fn))
+
+
+def _is_instrument(value: Any) -> bool:
+    from personae.measures.instruments import Instrument
+
+    return isinstance(value, Instrument)
+
+
+def _fn_name(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err.get("loc", ()))
+    return f"{where}: {err.get('msg', '')}" if where else str(err.get("msg", exc))

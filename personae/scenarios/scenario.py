@@ -98,6 +98,8 @@ class Scenario(BaseModel):
             raise ValueError(f"rules for {unknown}, who is neither a name nor a role here")
         try:
             self.turns.check(names)
+            for probe in self.probes:
+                probe.check(names, {p.name: p.role for p in self.agents})
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return self
@@ -209,7 +211,7 @@ class Scenario(BaseModel):
             "max_turns": self.max_turns,
             "sessions": self.sessions,
             "carry_memory": self.carry_memory,
-            "probes": [{"fn": fn_name(p.fn), "at": p.at, "every": p.every} for p in self.probes],
+            "probes": [p.describe() for p in self.probes],
             "sampling": {
                 "max_tokens": self.max_tokens,
                 "temperature": self.temperature,

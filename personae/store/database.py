@@ -26,7 +26,9 @@ from personae.store.schema import (
     EpisodeRow,
     ExperimentRow,
     LLMCallRow,
+    MeasurementRow,
     MemoryRow,
+    ScoreRow,
     StateRow,
     TurnRow,
 )
@@ -38,6 +40,8 @@ ID_TABLES: dict[str, Any] = {
     "turns": TurnRow,
     "memories": MemoryRow,
     "states": StateRow,
+    "measurements": MeasurementRow,
+    "scores": ScoreRow,
 }
 
 
@@ -217,7 +221,7 @@ class Database:
         in this batch has all its rows committed with it.
         """
         with self.engine.begin() as conn:
-            for table in ("agents", "llm_calls", "turns", "memories", "states"):
+            for table in ID_TABLES:
                 batch = rows.get(table)
                 if batch:
                     # executemany needs the same keys in every row; absent ones are NULL.

@@ -32,6 +32,15 @@ def m001_initial(conn: Connection) -> None:
         conn.execute(text(f"CREATE VIEW IF NOT EXISTS {name} AS {sql}"))
 
 
+@migration
+def m002_measurements(conn: Connection) -> None:
+    """Questionnaire answers, scale scores and the ``trait_scores`` view."""
+    Base.metadata.create_all(
+        conn, tables=[Base.metadata.tables["measurements"], Base.metadata.tables["scores"]]
+    )
+    conn.execute(text(f"CREATE VIEW IF NOT EXISTS trait_scores AS {VIEWS['trait_scores']}"))
+
+
 def migrate(conn: Connection) -> list[str]:
     """Apply every migration not yet recorded; return the names applied."""
     conn.execute(

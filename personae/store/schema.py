@@ -142,15 +142,64 @@ class StateRow(Base):
     source: Mapped[str] = mapped_column(String, nullable=False)
 
 
+class MeasurementRow(Base):
+    """One answer to one questionnaire item, given in a separate context (a probe)."""
+
+    __tablename__ = "measurements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), nullable=False)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), nullable=False)
+    session: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    point: Mapped[str] = mapped_column(String, nullable=False)
+    occasion: Mapped[int] = mapped_column(Integer, nullable=False)
+    instrument: Mapped[str] = mapped_column(String, nullable=False)
+    item: Mapped[str] = mapped_column(String, nullable=False)
+    prompt_variant: Mapped[int] = mapped_column(Integer, nullable=False)
+    option_order: Mapped[str] = mapped_column(String, nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    batch: Mapped[int] = mapped_column(Integer, nullable=False)
+    raw: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float)
+    valid: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str | None] = mapped_column(String)
+    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))
+
+
+class ScoreRow(Base):
+    """A scale score of one administration: a facet, a domain or a total, self-reported or judged."""
+
+    __tablename__ = "scores"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), nullable=False)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), nullable=False)
+    session: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    point: Mapped[str] = mapped_column(String, nullable=False)
+    occasion: Mapped[int] = mapped_column(Integer, nullable=False)
+    instrument: Mapped[str] = mapped_column(String, nullable=False)
+    level: Mapped[str] = mapped_column(String, nullable=False)
+    scale: Mapped[str] = mapped_column(String, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    n_items: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_missing: Mapped[int] = mapped_column(Integer, nullable=False)
+    band: Mapped[str | None] = mapped_column(String)
+    prompt_variant: Mapped[int | None] = mapped_column(Integer)
+    option_order: Mapped[str | None] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String, nullable=False)
+
+
 Index("ix_episodes_experiment_status", EpisodeRow.experiment_id, EpisodeRow.status)
 Index("ix_agents_episode", AgentRow.episode_id)
 Index("ix_turns_episode_step", TurnRow.episode_id, TurnRow.session, TurnRow.step)
 Index("ix_llm_calls_episode", LLMCallRow.episode_id)
 Index("ix_memories_episode", MemoryRow.episode_id)
 Index("ix_states_episode_var", StateRow.episode_id, StateRow.variable, StateRow.t)
+Index("ix_measurements_episode", MeasurementRow.episode_id, MeasurementRow.instrument)
+Index("ix_scores_episode", ScoreRow.episode_id, ScoreRow.instrument, ScoreRow.scale)
 
 #: Tables that hold rows of one episode, in the order they must be deleted.
-EPISODE_TABLES = ("turns", "memories", "states", "llm_calls", "agents")
+EPISODE_TABLES = ("turns", "memories", "states", "measurements", "scores", "llm_calls", "agents")
 
 VIEWS: dict[str, str] = {
     "transcript": """
@@ -163,6 +212,19 @@ VIEWS: dict[str, str] = {
         JOIN agents a ON a.id = t.agent_id
         WHERE e.status = 'complete'
         ORDER BY t.episode_id, t.session, t.step
+    """,
+    "trait_scores": """
+        SELECT x.name AS experiment, e.experiment_id, s.episode_id, e.replicate,
+               e.param_index, e.params_json AS params, e.seed, a.name AS agent, a.role,
+               s.session, s.step, s.point, s.occasion, s.instrument, s.level, s.scale,
+               s.value, s.band, s.n_items, s.n_missing, s.prompt_variant, s.option_order,
+               s.source
+        FROM scores s
+        JOIN episodes e ON e.id = s.episode_id
+        JOIN experiments x ON x.id = e.experiment_id
+        JOIN agents a ON a.id = s.agent_id
+        WHERE e.status = 'complete'
+        ORDER BY s.episode_id, a.name, s.instrument, s.occasion, s.level, s.scale
     """,
     "episode_summary": """
         SELECT x.name AS experiment, e.experiment_id, e.id AS episode_id, e.param_index,

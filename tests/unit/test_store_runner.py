@@ -8,6 +8,7 @@ import pytest
 from personae import Experiment, FunctionModel, Persona, Scenario
 from personae.errors import ConfigError, ModelError, StoreError
 from personae.store import Database, query
+from personae.store.migrations import MIGRATIONS
 from personae.store.schema import APPLICATION_ID
 
 
@@ -141,7 +142,23 @@ def test_migrations_are_recorded_once(tmp_path):
     db = tmp_path / "x.db"
     Database(db).close()
     Database(db).close()
-    assert rows(db, "SELECT name FROM _migrations") == [("m001_initial",)]
+    assert rows(db, "SELECT name FROM _migrations ORDER BY name") == [
+        (name,) for name, _ in MIGRATIONS
+    ]
+
+
+def test_a_database_from_before_the_measurement_tables_is_upgraded(tmp_path):
+    db = tmp_path / "old.db"
+    Database(db).close()
+    con = sqlite3.connect(db)
+    con.executescript(
+        "DROP VIEW trait_scores; DROP TABLE scores; DROP TABLE measurements;"
+        "DELETE FROM _migrations WHERE name = 'm002_measurements';"
+    )
+    con.close()
+    Database(db).close()
+    assert rows(db, "SELECT COUNT(*) FROM trait_scores") == [(0,)]
+    assert rows(db, "SELECT COUNT(*) FROM measurements") == [(0,)]
 
 
 def test_python_entry_point_runs_a_scenario_from_sync_code(tmp_path):

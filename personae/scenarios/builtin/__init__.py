@@ -5,15 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from personae.errors import ConfigError
+from personae.runner.experiment import Experiment
 from personae.scenarios.builtin.counseling import counseling
 from personae.scenarios.scenario import Scenario
 
-#: Built-in scenario factories by the name ``personae run`` accepts.
-BUILTINS: dict[str, Callable[[], Scenario]] = {"counseling": counseling}
+
+def _drift() -> Experiment:
+    from personae.scenarios.builtin.drift import drift
+
+    return drift()
 
 
-def builtin(name: str) -> Scenario:
-    """The built-in scenario called ``name``.
+#: Built-in scenarios and experiments by the name ``personae run`` accepts.
+BUILTINS: dict[str, Callable[[], Scenario | Experiment]] = {
+    "counseling": counseling,
+    "drift": _drift,
+}
+
+
+def builtin(name: str) -> Scenario | Experiment:
+    """The built-in scenario or experiment called ``name``.
 
     Raises:
         ConfigError: No built-in has that name.
