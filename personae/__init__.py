@@ -9,6 +9,7 @@ Example:
 """
 
 from personae.agents import Agent, CognitiveModel, Demographics, Memory, Persona, Utterance
+from personae.environments.networks import Network
 from personae.errors import (
     ConfigError,
     ModelError,
@@ -25,9 +26,11 @@ from personae.measures.instruments import Instrument, load_instrument
 from personae.measures.judge import Judge
 from personae.runner import Experiment, LocalExecutor, RunSummary
 from personae.scenarios import (
+    ActivityWeighted,
     Episode,
     MaxTurns,
     Moderated,
+    Neighbours,
     Never,
     Opening,
     Probe,
@@ -45,6 +48,7 @@ from personae.seeds import derive_seed
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivityWeighted",
     "Agent",
     "ChatModel",
     "CognitiveModel",
@@ -63,6 +67,8 @@ __all__ = [
     "ModelError",
     "ModelUnreachable",
     "Moderated",
+    "Neighbours",
+    "Network",
     "Never",
     "Opening",
     "Persona",

@@ -25,12 +25,22 @@ class Agent:
         model: The shared chat model.
         rules: Scenario instructions for this agent (appended to the card).
         named: Show other speakers' names in the history (group conversations).
+        window: Keep only this many recent utterances in the prompt (all when None).
     """
 
-    def __init__(self, persona: Persona, model: ChatModel, *, rules: str = "", named: bool = False):
+    def __init__(
+        self,
+        persona: Persona,
+        model: ChatModel,
+        *,
+        rules: str = "",
+        named: bool = False,
+        window: int | None = None,
+    ):
         self.persona = persona
         self.model = model
         self.rules = rules
+        self.window = window
         self.memory = Memory(persona.name, named=named)
         self._card = persona.card() + (f"\n\n{rules}" if rules else "")
 
@@ -51,7 +61,7 @@ class Agent:
         """
         mem = memory or self.memory
         msgs: list[Message] = [{"role": "system", "content": self.system_prompt(mem)}]
-        msgs.extend(mem.messages())
+        msgs.extend(mem.messages(self.window))
         if len(msgs) == 1:
             msgs.append({"role": "user", "content": _START})
         if cue:

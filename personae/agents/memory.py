@@ -51,10 +51,14 @@ class Memory:
         """An independent copy: changes to either do not reach the other."""
         return Memory(self.owner, self.named, list(self.entries), list(self.summaries))
 
-    def messages(self) -> list[Message]:
-        """The remembered conversation as chat messages from the owner's point of view."""
+    def messages(self, window: int | None = None) -> list[Message]:
+        """The remembered conversation as chat messages from the owner's point of view.
+
+        Args:
+            window: Only the last ``window`` utterances (all when None).
+        """
         out: list[Message] = []
-        for u in self.entries:
+        for u in self.entries if window is None else self.entries[-window:]:
             if u.speaker == self.owner:
                 out.append({"role": "assistant", "content": u.text})
             elif self.named:

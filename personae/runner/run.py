@@ -9,6 +9,7 @@ completed episode is committed, and the summary says how many are left.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -173,12 +174,14 @@ async def run_experiment(
             detail = "".join(traceback.format_exception_only(exc)).strip()
             _fail(writer, summary, episode_id, f"{detail} (in scenario code)")
         else:
+            drawn = {"params_json": _params_json({**spec.params, **episode.drawn})}
             writer.update_episode(
                 episode_id,
                 status="complete",
                 n_turns=len(result.transcript),
                 end_reason=result.end_reason,
                 finished_at=now(),
+                **(drawn if episode.drawn else {}),
             )
             summary.completed += 1
         finally:
@@ -275,3 +278,7 @@ def run_sync(
             )
 
     return asyncio.run(main())
+
+
+def _params_json(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)

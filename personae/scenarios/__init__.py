@@ -3,11 +3,20 @@
 from personae.scenarios.episode import Episode, EpisodeResult
 from personae.scenarios.probes import Probe, ProbePoint
 from personae.scenarios.scenario import Opening, Scenario
-from personae.scenarios.turns import Moderated, RandomOrder, RoundRobin, Script, TurnPolicy
+from personae.scenarios.turns import (
+    ActivityWeighted,
+    Moderated,
+    Neighbours,
+    RandomOrder,
+    RoundRobin,
+    Script,
+    TurnPolicy,
+)
 from personae.scenarios.until import AllOf, AnyOf, Condition, MaxTurns, Never, Says, When
 from personae.scenarios.view import TurnView
 
 __all__ = [
+    "ActivityWeighted",
     "AllOf",
     "AnyOf",
     "Condition",
@@ -15,6 +24,7 @@ __all__ = [
     "EpisodeResult",
     "MaxTurns",
     "Moderated",
+    "Neighbours",
     "Never",
     "Opening",
     "Probe",

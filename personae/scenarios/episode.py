@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import networkx as nx
+
 from personae.agents.agent import Agent
 from personae.agents.memory import Memory, Utterance
 from personae.errors import ModelError
@@ -65,6 +67,14 @@ class Episode:
         seed: int,
         log: EpisodeLog | None = None,
     ) -> None:
+        self._compiled_from = scenario
+        self.drawn: dict[str, Any] = {}
+        if scenario.randomize is not None:
+            given = scenario.params
+            scenario = scenario.randomize(scenario, derive_seed(seed, "randomize"))
+            self.drawn = {
+                k: v for k, v in scenario.params.items() if k not in given or given[k] != v
+            }
         self.scenario = scenario
         self.model = model
         self.seed = seed
@@ -73,7 +83,9 @@ class Episode:
         self.roles = {p.name: p.role for p in scenario.agents}
         named = len(self.names) > 2
         self.agents = {
-            p.name: Agent(p, model, rules=scenario.rules_for(p), named=named)
+            p.name: Agent(
+                p, model, rules=scenario.rules_for(p), named=named, window=scenario.memory_window
+            )
             for p in scenario.agents
         }
         self.rng = random.Random(derive_seed(seed, "turn-order"))
@@ -95,6 +107,16 @@ class Episode:
                     "persona_json": p.model_dump_json(),
                 },
             )
+        self.graph: nx.Graph | None = None
+        self._listeners: dict[str, list[str]] | None = None
+        if scenario.network is not None:
+            self.graph = scenario.network.build(
+                self.names, self.roles, derive_seed(seed, "network")
+            )
+            data = nx.node_link_data(self.graph, edges="edges")
+            self.record_state(None, "network", text=json.dumps(data), source="scenario", t=0)
+            if scenario.hearing == "neighbours":
+                self._listeners = self._neighbourhoods(self.graph)
 
     @property
     def params(self) -> Mapping[str, Any]:
@@ -103,7 +125,7 @@ class Episode:
 
     async def run(self) -> EpisodeResult:
         """Run the scenario's compiled graph to the end."""
-        state = await self.scenario.compiled.ainvoke(
+        state = await self._compiled_from.compiled.ainvoke(
             initial_state(),
             context=self,
             config={"recursion_limit": recursion_limit(self.scenario)},
@@ -129,6 +151,7 @@ class Episode:
             params=self.params,
             rng=self.rng,
             max_turns=self.scenario.max_turns,
+            graph=self.graph,
         )
 
     # -- graph nodes ----------------------------------------------------------------------
@@ -251,7 +274,7 @@ class Episode:
         snapshot = (memory or agent.memory).snapshot()
         messages: list[Message] = [
             {"role": "system", "content": agent.system_prompt(snapshot)},
-            *snapshot.messages(),
+            *snapshot.messages(agent.window),
             {"role": "user", "content": question},
         ]
         at = len(self.transcript) if step is None else step
@@ -349,10 +372,30 @@ class Episode:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _neighbourhoods(self, graph: nx.Graph) -> dict[str, list[str]]:
+        """Who hears each speaker: itself, its neighbours, and everyone outside the graph."""
+        outside = [n for n in self.names if n not in graph]
+        everyone = list(self.names)
+        out = {}
+        for name in self.names:
+            if name not in graph:
+                out[name] = everyone
+            else:
+                near = {name, *map(str, graph.neighbors(name)), *outside}
+                out[name] = [n for n in self.names if n in near]
+        return out
+
+    def listeners(self, speaker: str) -> list[str]:
+        """The names of everyone who hears ``speaker`` (the speaker included)."""
+        if self._listeners is None:
+            return list(self.names)
+        return self._listeners[speaker]
+
     def _hear(self, utterance: Utterance, *, call_id: int | None) -> None:
         self.transcript.append(utterance)
-        for agent in self.agents.values():
-            agent.memory.add(utterance)
+        heard = self.listeners(utterance.speaker)
+        for name in heard:
+            self.agents[name].memory.add(utterance)
         self.log.add(
             "turns",
             {
@@ -360,7 +403,7 @@ class Episode:
                 "session": utterance.session,
                 "step": utterance.step,
                 "agent_id": self.agent_ids[utterance.speaker],
-                "visible_to": None,
+                "visible_to": None if self._listeners is None else json.dumps(heard),
                 "content": utterance.text,
                 "scripted": int(call_id is None),
                 "llm_call_id": call_id,

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from personae.agents.persona import Persona
+from personae.environments.networks import Network
 from personae.errors import ConfigError
 from personae.scenarios.probes import Probe
 from personae.scenarios.turns import RoundRobin, TurnPolicy
@@ -24,7 +25,16 @@ from personae.scenarios.until import Condition, Never
 from personae.scenarios.view import TurnView
 
 #: Scenario fields a parameter grid may set by their plain name.
-GRID_FIELDS = ("max_turns", "sessions", "max_tokens", "temperature", "top_p", "carry_memory")
+GRID_FIELDS = (
+    "max_turns",
+    "sessions",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "carry_memory",
+    "hearing",
+    "memory_window",
+)
 
 
 class Opening(BaseModel):
@@ -60,6 +70,16 @@ class Scenario(BaseModel):
             that speaker's prompt for this turn only (e.g. a therapy stage).
         configure: ``configure(scenario, params)`` returns the scenario for one
             parameter set; runs after the grid values are applied.
+        randomize: ``randomize(scenario, seed)`` returns the scenario for one
+            episode, from a seed derived from the episode seed (e.g. participants
+            drawn from a population); runs when the episode starts.
+        network: A social graph among the agents (see
+            :class:`~personae.environments.networks.Network`), drawn per episode
+            from its seed and stored in ``states`` (variable ``network``).
+        hearing: ``"everyone"`` hears every utterance, or only the speaker's
+            ``"neighbours"`` in the network (recorded in ``turns.visible_to``).
+        memory_window: Keep only this many recent utterances in each prompt
+            (for large groups); earlier ones stay in the database.
 
     Raises:
         ConfigError: Names clash or a policy names someone not in the scenario.
@@ -83,6 +103,10 @@ class Scenario(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     cue: Callable[[TurnView, str], str | None] | None = None
     configure: Callable[[Scenario, Mapping[str, Any]], Scenario] | None = None
+    randomize: Callable[[Scenario, int], Scenario] | None = None
+    network: Network | None = None
+    hearing: Literal["everyone", "neighbours"] = "everyone"
+    memory_window: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -96,8 +120,12 @@ class Scenario(BaseModel):
         unknown = [k for k in self.rules if k not in names and k not in roles]
         if unknown:
             raise ValueError(f"rules for {unknown}, who is neither a name nor a role here")
+        if self.hearing == "neighbours" and self.network is None:
+            raise ValueError("hearing='neighbours' needs a network (Scenario.network)")
         try:
             self.turns.check(names)
+            if self.network is not None:
+                self.network.check(names, {p.name: p.role for p in self.agents})
             for probe in self.probes:
                 probe.check(names, {p.name: p.role for p in self.agents})
         except ConfigError as exc:
@@ -220,6 +248,11 @@ class Scenario(BaseModel):
             "params": self.params,
             "cue": fn_name(self.cue),
             "configure": fn_name(self.configure),
+            # Newer fields join the identity only when set, so older experiments keep their hash.
+            **({"randomize": fn_name(self.randomize)} if self.randomize else {}),
+            **({"network": self.network.describe()} if self.network else {}),
+            **({"hearing": self.hearing} if self.hearing != "everyone" else {}),
+            **({"memory_window": self.memory_window} if self.memory_window else {}),
         }
 
     def graph(self) -> Any:

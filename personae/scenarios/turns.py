@@ -8,6 +8,7 @@ always calls the async ``achoose``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -130,6 +131,62 @@ class Moderated(TurnPolicy):
                 return name
         episode.record_state(self.moderator, "moderator_unparsed", text=answer, source="moderator")
         return _after(pool, view.last.speaker if view.last else None)
+
+
+class ActivityWeighted(TurnPolicy):
+    """A random participant each turn, drawn with weights: some people talk more.
+
+    Args:
+        weights: Weight per name; absent names weigh 1. Default: each persona's
+            extraversion target (3 when unset), so extraverts speak more.
+        momentum: Add this much weight per utterance already made in the
+            session (rich get richer); 0 turns it off.
+        allow_repeat: Whether the last speaker may speak again at once.
+    """
+
+    kind: Literal["activity"] = "activity"
+    weights: dict[str, float] | None = None
+    momentum: float = Field(default=0.0, ge=0.0)
+    allow_repeat: bool = False
+
+    def check(self, names: tuple[str, ...]) -> None:
+        _check_names(tuple(self.weights or ()), names, "ActivityWeighted.weights")
+        if self.weights and any(w < 0 for w in self.weights.values()):
+            raise ConfigError("ActivityWeighted.weights must not be negative")
+
+    async def achoose(self, view: TurnView, episode: Episode) -> str:
+        base = self.weights or {p.name: p.big_five.get("E", 3.0) for p in episode.scenario.agents}
+        spoken = Counter(u.speaker for u in view.history)
+        pool = [
+            n
+            for n in view.names
+            if self.allow_repeat or view.last is None or n != view.last.speaker
+        ]
+        pool = pool or list(view.names)
+        weights = [base.get(n, 1.0) + self.momentum * spoken[n] for n in pool]
+        if sum(weights) <= 0:
+            weights = [1.0] * len(pool)
+        return view.rng.choices(pool, weights=weights)[0]
+
+
+class Neighbours(TurnPolicy):
+    """Someone who heard the last speaker answers: a random neighbour in the network.
+
+    Falls back to a random participant when there is no last speaker, no
+    network, or the last speaker has no neighbours.
+    """
+
+    kind: Literal["neighbours"] = "neighbours"
+
+    def choose(self, view: TurnView) -> str:
+        graph = view.graph
+        last = view.last.speaker if view.last else None
+        if graph is not None and last is not None and last in graph:
+            near = sorted(str(n) for n in graph.neighbors(last))
+            if near:
+                return view.rng.choice(near)
+        pool = [n for n in view.names if n != last] or list(view.names)
+        return view.rng.choice(pool)
 
 
 def _check_names(used: tuple[str, ...], names: tuple[str, ...], where: str) -> None:

@@ -25,6 +25,7 @@ class TurnView:
         params: The episode's parameters.
         rng: The episode's seeded random generator for turn-taking choices.
         max_turns: The session's utterance limit.
+        graph: The episode's social network, if the scenario has one.
     """
 
     session: int
@@ -37,3 +38,4 @@ class TurnView:
     params: Mapping[str, Any]
     rng: random.Random
     max_turns: int
+    graph: Any = None

@@ -16,10 +16,24 @@ def _drift() -> Experiment:
     return drift()
 
 
+def _debate() -> Experiment:
+    from personae.scenarios.builtin.debate import debate_experiment
+
+    return debate_experiment()
+
+
+def _group() -> Scenario:
+    from personae.scenarios.builtin.group import group
+
+    return group()
+
+
 #: Built-in scenarios and experiments by the name ``personae run`` accepts.
 BUILTINS: dict[str, Callable[[], Scenario | Experiment]] = {
     "counseling": counseling,
     "drift": _drift,
+    "debate": _debate,
+    "group": _group,
 }
 
 
