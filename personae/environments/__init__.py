@@ -1,5 +1,28 @@
-"""Environments: social networks now; clocks, calendars, sensor streams and events build here."""
+"""Environments: social networks, debate propositions and persona populations.
+
+Clocks, calendars, sensor streams and events build here too.
+"""
 
 from personae.environments.networks import social_graph
+from personae.environments.population import Population, demographic_profile, sample_personas
+from personae.environments.propositions import (
+    STRENGTHS,
+    Proposition,
+    by_strength,
+    load_propositions,
+    proposition,
+    sample_propositions,
+)
 
-__all__ = ["social_graph"]
+__all__ = [
+    "STRENGTHS",
+    "Population",
+    "Proposition",
+    "by_strength",
+    "demographic_profile",
+    "load_propositions",
+    "proposition",
+    "sample_personas",
+    "sample_propositions",
+    "social_graph",
+]

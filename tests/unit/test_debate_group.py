@@ -51,7 +51,7 @@ async def test_debate_phases_sides_and_stance_points():
 
 
 async def test_personalisation_puts_the_participants_profile_in_the_opponents_prompt():
-    plain_ep, _, plain = await run(debate(personalised=False, topic="t05"), seed=4)
+    _, _, plain = await run(debate(personalised=False, topic="t05"), seed=4)
     tailored_ep, _, tailored = await run(debate(personalised=True, topic="t05"), seed=4)
     participant = tailored_ep.scenario.agents[0]
     [plain_prompt] = opponent_system(plain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from itertools import pairwise
 
 import networkx as nx
 import pytest
@@ -28,7 +29,7 @@ def crowd(n: int) -> tuple[Persona, ...]:
 
 def line_graph(names):
     g = nx.Graph()
-    g.add_edges_from(zip(names, names[1:], strict=False))
+    g.add_edges_from(pairwise(names))
     return g
 
 
@@ -101,7 +102,7 @@ async def test_neighbours_policy_passes_the_turn_along_edges():
         name="n", agents=people, turns=Neighbours(), max_turns=40, network=Network(graph=graph)
     )
     result = await Episode(sc, FunctionModel.echo(), seed=3).run()
-    for a, b in zip(result.transcript, result.transcript[1:], strict=False):
+    for a, b in pairwise(result.transcript):
         assert graph.has_edge(a.speaker, b.speaker)
 
 
