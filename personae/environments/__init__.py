@@ -3,7 +3,7 @@
 Clocks, calendars, sensor streams and events build here too.
 """
 
-from personae.environments.networks import social_graph
+from personae.environments.networks import Network, social_graph
 from personae.environments.population import Population, demographic_profile, sample_personas
 from personae.environments.propositions import (
     STRENGTHS,
@@ -16,6 +16,7 @@ from personae.environments.propositions import (
 
 __all__ = [
     "STRENGTHS",
+    "Network",
     "Population",
     "Proposition",
     "by_strength",

@@ -118,7 +118,7 @@ def _randomize(scenario: Scenario, seed: int) -> Scenario:
         side = rng.choice(("pro", "con"))
     if side not in ("pro", "con"):
         raise ConfigError(f"opponent_side must be 'pro', 'con' or 'random', got {side!r}")
-    participant = Population().sample(1, seed, role="participant")[0]
+    participant = Population().sample(1, seed, role="participant", name_prefix=None)[0]
     opponent = OPPONENTS[str(params["opponent"])]
     if participant.name == opponent.name:
         participant = participant.model_copy(update={"name": f"{participant.name} P."})

@@ -112,7 +112,7 @@ def _randomize(scenario: Scenario, seed: int) -> Scenario:
     from personae.environments.population import Population
 
     members = [p for p in scenario.agents if p.role == "member"]
-    drawn = Population().sample(len(members), seed, role="member")
+    drawn = Population().sample(len(members), seed, role="member", name_prefix=None)
     taken = {p.name for p in scenario.agents if p.role != "member"}
     renamed = {}
     for old, new in zip(members, drawn, strict=True):
