@@ -55,13 +55,15 @@ class BenchConfig:
     model: str | None = None
     case: str = "conversation"
     inventory_agents: int = 2
+    group_agents: int = 50
+    group_turns: int = 6
 
     def __post_init__(self) -> None:
         if self.case not in CASES:
             raise ConfigError(f"bench case {self.case!r} is unknown; use one of {', '.join(CASES)}")
 
 
-CASES = ("conversation", "inventory", "all")
+CASES = ("conversation", "inventory", "group", "all")
 
 
 class _Recorder:
@@ -236,6 +238,19 @@ def _inventory(config: BenchConfig) -> Experiment:
     return Experiment(scenario=scenario, replicates=1, seed=1234, name="bench-inventory")
 
 
+def _group(config: BenchConfig) -> Experiment:
+    """One discussion of ``group_agents`` members on a small-world graph, opinions probed."""
+    from personae.scenarios.builtin.group import group
+
+    scenario = group(
+        n_agents=config.group_agents,
+        graph="small_world",
+        max_turns=config.group_turns,
+        every=config.group_turns,
+    )
+    return Experiment(scenario=scenario, replicates=1, seed=1234, name="bench-group")
+
+
 async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
     from personae.llm.connect import connected_model
 
@@ -265,6 +280,10 @@ async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
                 experiment = _experiment(config, config.episodes, config.max_turns)
                 report |= await _compare(
                     experiment, chat, base_url, config.concurrency, folder, "conversation", console
+                )
+            if config.case in ("group", "all"):
+                report["group"] = await _compare(
+                    _group(config), chat, base_url, config.concurrency, folder, "group", console
                 )
             if config.case in ("inventory", "all"):
                 report["inventory"] = await _compare(
@@ -311,8 +330,9 @@ _ROWS = (
 def print_report(report: dict[str, Any], console: Console) -> None:
     """The report as a table: one column per case."""
     cases = {"conversation": report} if "ratio" in report else {}
-    if "inventory" in report:
-        cases["inventory"] = report["inventory"]
+    for name in ("inventory", "group"):
+        if name in report:
+            cases[name] = report[name]
     table = Table(title=f"personae bench ({report['config']['concurrency']} requests in flight)")
     table.add_column("measure")
     for name in cases:

@@ -314,12 +314,16 @@ def bench(
     case: Annotated[
         str,
         typer.Option(
-            help="conversation (counseling episodes), inventory (IPIP-NEO-120 items) or all."
+            help="conversation (counseling episodes), inventory (IPIP-NEO-120 items), "
+            "group (a discussion on a small-world graph) or all."
         ),
     ] = "conversation",
     inventory_agents: Annotated[
         int, typer.Option(min=1, help="Agents answering the 120 items in the inventory case.")
     ] = 2,
+    group_agents: Annotated[
+        int, typer.Option(min=3, help="Members of the discussion in the group case.")
+    ] = 50,
 ) -> None:
     """Measure framework throughput against the raw server on the same requests."""
     from personae.bench import BenchConfig, print_report, run_bench
@@ -334,6 +338,7 @@ def bench(
         model=model,
         case=case,
         inventory_agents=inventory_agents,
+        group_agents=group_agents,
     )
     report = run_bench(config, console=err)
     if json_:

@@ -120,3 +120,18 @@ def test_group_grid_parameters_and_errors():
         sc.with_params({"n_agents": 2})
     with pytest.raises(ConfigError, match="speaker"):
         sc.with_params({"speaker": "loudest"})
+
+
+async def test_group_on_a_given_graph_keeps_its_edges_after_members_are_drawn():
+    import networkx as nx
+
+    from personae import Network
+
+    star = nx.star_graph(["Member 1", "Member 2", "Member 3", "Member 4"])
+    sc = group(n_agents=4, network=Network(graph=star), max_turns=6)
+    episode, result, _ = await run(sc, seed=5)
+    hub = episode.scenario.agents[0].name
+    assert hub != "Member 1"
+    for row, u in zip(episode.log.rows["turns"], result.transcript, strict=True):
+        heard = set(json.loads(row["visible_to"]))
+        assert heard == set(episode.names) if u.speaker == hub else heard == {u.speaker, hub}

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import networkx as nx
+
 from personae.agents.persona import Persona
 from personae.environments.networks import Network
 from personae.errors import ConfigError
@@ -120,7 +122,11 @@ def _randomize(scenario: Scenario, seed: int) -> Scenario:
         taken.add(name)
         renamed[old.name] = new.model_copy(update={"name": name})
     agents = tuple(renamed.get(p.name, p) for p in scenario.agents)
-    return scenario.model_copy(update={"agents": agents})
+    network = scenario.network
+    if network is not None and network.graph is not None:
+        mapping = {old: new.name for old, new in renamed.items()}
+        network = network.model_copy(update={"graph": nx.relabel_nodes(network.graph, mapping)})
+    return scenario.model_copy(update={"agents": agents, "network": network})
 
 
 def group(
@@ -154,7 +160,9 @@ def group(
     """
     base = Scenario(
         name="group",
-        agents=tuple(Persona(name=f"Member {i + 1}", role="member") for i in range(3)),
+        agents=tuple(
+            Persona(name=f"Member {i + 1}", role="member") for i in range(max(n_agents, 3))
+        ),
         max_turns=max_turns,
         max_tokens=2 * words,
         temperature=0.9,
