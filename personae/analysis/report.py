@@ -261,11 +261,27 @@ def measurement_quality_section(db: Path) -> str | None:
     return "".join(parts)
 
 
+def persuasion_section(db: Path) -> str | None:
+    """Debates: shift toward the opponent, the ordinal regression, stance curves."""
+    from personae.analysis.persuasion_report import build_section
+
+    return build_section(db)
+
+
+def group_section(db: Path) -> str | None:
+    """Group discussions: opinion dynamics, participation, replies, influence."""
+    from personae.analysis.group_report import section
+
+    return section().build(db)
+
+
 #: The report's sections, in order; append a :class:`Section` to add one.
 SECTIONS: list[Section] = [
     Section("Experiments", experiments_section),
     Section("Trait drift", trait_drift_section),
     Section("Measurement quality", measurement_quality_section),
+    Section("Persuasion", persuasion_section),
+    Section("Group dynamics", group_section),
 ]
 
 
