@@ -204,7 +204,7 @@ class OpenAIChatModel:
         model: str,
         *,
         api_key: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = 600.0,
         http_client: httpx.AsyncClient | None = None,
         max_connections: int = 256,
     ) -> None:

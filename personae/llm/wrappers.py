@@ -342,7 +342,7 @@ def build_client(
     max_in_flight: int = 64,
     retries: int = 5,
     api_key: str | None = None,
-    timeout: float = 120.0,
+    timeout: float = 600.0,
 ) -> AccountingModel:
     """The standard client stack for an OpenAI-compatible server.
 
@@ -365,7 +365,9 @@ def build_client(
         max_in_flight: Most requests on the wire at once.
         retries: Retries after the first attempt (0 turns retrying off).
         api_key: The key to send; see :func:`~personae.llm.openai.resolve_api_key`.
-        timeout: Seconds to wait for one attempt.
+        timeout: Seconds to wait for one attempt. Generous by default: a CPU
+            server with 64 requests in flight takes minutes per answer, and a
+            timed-out request is sent again, which costs the server the work twice.
 
     Returns:
         The stack's outermost layer; :func:`find_layer` reaches the others.

@@ -23,7 +23,6 @@ from personae.llm.base import ChatModel
 from personae.runner.executor import Executor, LocalExecutor
 from personae.runner.experiment import EpisodeSpec, Experiment
 from personae.runner.progress import RunCounters, experiment_progress
-from personae.scenarios.episode import Episode
 from personae.scenarios.log import WriterLog
 from personae.store.database import Database, now
 from personae.store.writer import Writer
@@ -161,8 +160,8 @@ async def run_experiment(
         writer.update_episode(episode_id, status="running", started_at=now())
         try:
             scenario = experiment.scenario.with_params(spec.params)
-            episode = Episode(
-                scenario, model, seed=spec.seed, log=_CountingLog(writer, episode_id, counters)
+            episode = scenario.new_episode(
+                model, seed=spec.seed, log=_CountingLog(writer, episode_id, counters)
             )
             result = await episode.run()
         except asyncio.CancelledError:

@@ -255,6 +255,12 @@ class Scenario(BaseModel):
             **({"memory_window": self.memory_window} if self.memory_window else {}),
         }
 
+    def new_episode(self, model: Any, *, seed: int, log: Any = None) -> Any:
+        """The :class:`~personae.scenarios.episode.Episode` that runs this scenario once."""
+        from personae.scenarios.episode import Episode
+
+        return Episode(self, model, seed=seed, log=log)
+
     def graph(self) -> Any:
         """A new, uncompiled LangGraph ``StateGraph`` for this scenario, to extend."""
         from personae.scenarios.graph import build_graph
