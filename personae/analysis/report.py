@@ -275,6 +275,13 @@ def group_section(db: Path) -> str | None:
     return section().build(db)
 
 
+def cohort_section(db: Path) -> str | None:
+    """Student cohorts: state trajectories, per-student panels, interventions, validation."""
+    from personae.analysis.cohort_report import section
+
+    return section().build(db)
+
+
 #: The report's sections, in order; append a :class:`Section` to add one.
 SECTIONS: list[Section] = [
     Section("Experiments", experiments_section),
@@ -282,6 +289,7 @@ SECTIONS: list[Section] = [
     Section("Measurement quality", measurement_quality_section),
     Section("Persuasion", persuasion_section),
     Section("Group dynamics", group_section),
+    Section("Student cohort", cohort_section),
 ]
 
 
