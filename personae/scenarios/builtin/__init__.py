@@ -28,12 +28,19 @@ def _group() -> Scenario:
     return group()
 
 
+def _cohort() -> Scenario:
+    from personae.scenarios.builtin.cohort import student_cohort
+
+    return student_cohort()
+
+
 #: Built-in scenarios and experiments by the name ``personae run`` accepts.
 BUILTINS: dict[str, Callable[[], Scenario | Experiment]] = {
     "counseling": counseling,
     "drift": _drift,
     "debate": _debate,
     "group": _group,
+    "student-cohort": _cohort,
 }
 
 

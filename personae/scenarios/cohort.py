@@ -1,0 +1,618 @@
+r"""Student cohorts: mental state driven by smartphone sensing through a simulated term.
+
+A :class:`Cohort` is a scenario whose agents are students and whose clock is
+the day. Its graph::
+
+    START -> begin (pre-term probes) -> day --(more days)--> day
+                                            \--(last day)--> finish (post-term probes) -> END
+
+Each day, for every student at once (never one student after another):
+
+1. that day's sensing features (synthetic or the user's StudentLife copy,
+   with interventions applied to the treated students from their start day)
+   are recorded in ``states`` (``feature:<name>``, source ``sensing``);
+2. some pairs of neighbours in the peer network talk (two short turns, in
+   ``turns`` with ``session`` = day and ``visible_to`` the pair), then each
+   rates how the conversation felt (``interaction``, -1..1);
+3. the documented state rule (:class:`~personae.environments.mental_state.StateRule`)
+   updates stress, mood, energy, sleep debt and connectedness (source ``rule``);
+   optionally the student writes a short journal and a second call infers a
+   state change from it (source ``llm``);
+4. the day is added to the student's memory as a diary line;
+5. students due for an EMA answer it in persona (``ema_stress`` with the
+   StudentLife labels, ``ema_mood``, ``ema_sleep``, ``ema_social``);
+6. scheduled interviews are asked in a separate context and change nothing.
+
+Questionnaires before and after the term are ordinary probes at ``start``
+and ``end`` (``Probe("phq-9", who="student", at=["start", "end"])``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import random
+from collections.abc import Mapping
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from personae.agents.memory import Utterance
+from personae.errors import ConfigError
+from personae.scenarios.episode import Episode, EpisodeResult
+from personae.scenarios.probes import ProbePoint
+from personae.scenarios.scenario import Scenario
+from personae.seeds import derive_seed
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from personae.llm.base import ChatModel
+    from personae.scenarios.log import EpisodeLog
+
+#: State variables written each day (source ``rule`` or ``llm``).
+STATE_VARIABLES = ("stress", "mood", "energy", "sleep_debt", "connectedness")
+
+#: Daily features recorded as ``feature:<name>``.
+FEATURES = (
+    "sleep_minutes",
+    "sleep_onset_hour",
+    "wake_hour",
+    "conversation_minutes",
+    "conversation_count",
+    "stationary_minutes",
+    "walking_minutes",
+    "running_minutes",
+    "distinct_places",
+    "home_minutes",
+    "unlock_count",
+    "unlock_minutes",
+)
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+VALENCE = ("Very negative", "Negative", "Neutral", "Positive", "Very positive")
+
+
+class Interview(BaseModel):
+    """A question put to students on a given day, in a separate context.
+
+    Args:
+        day: The day (from 0) after whose events it is asked.
+        question: What to ask.
+        who: Student names (default: every student).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    day: int = Field(ge=0)
+    question: str = Field(min_length=1)
+    who: tuple[str, ...] | None = None
+
+    @field_validator("who", mode="before")
+    @classmethod
+    def _tuple(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class Sensing(BaseModel):
+    """Where the daily features come from.
+
+    Args:
+        source: ``"synthetic"`` (a seeded stand-in, drawn per episode) or
+            ``"studentlife"`` (the user's own copy of the dataset at ``path``).
+        path: The folder holding StudentLife's ``dataset/``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: Literal["synthetic", "studentlife"] = "synthetic"
+    path: str | None = None
+
+
+class DayState(TypedDict):
+    day: int
+    step: int
+
+
+class Cohort(Scenario):
+    """A cohort of students through a term (see the module docstring).
+
+    Args (beyond :class:`~personae.scenarios.scenario.Scenario`'s):
+        days: Days simulated (70 = the 10-week term).
+        sensing: The feature source.
+        rule: The daily state rule.
+        interventions: Applied to treated students from their start day.
+        ema_rate: Chance a student answers the EMA on a given day.
+        conversations: Expected peer conversations per student per day.
+        journal: Add the LLM journal step (a journal, then an inferred state change).
+        interviews: Questions asked on given days, changing nothing.
+    """
+
+    days: int = Field(default=14, ge=1, le=400)
+    sensing: Sensing = Sensing()
+    rule: Any = None
+    interventions: tuple[Any, ...] = ()
+    ema_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    conversations: float = Field(default=0.3, ge=0.0, le=5.0)
+    journal: bool = False
+    interviews: tuple[Interview, ...] = ()
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.rule is None:
+            from personae.environments.mental_state import StateRule
+
+            object.__setattr__(self, "rule", StateRule())
+
+    def new_episode(self, model: ChatModel, *, seed: int, log: EpisodeLog | None = None) -> Episode:
+        return CohortEpisode(self, model, seed=seed, log=log)
+
+    def graph(self) -> Any:
+        graph: StateGraph[Any, Any, Any, Any] = StateGraph(DayState, context_schema=CohortEpisode)
+        graph.add_node("begin", _begin)
+        graph.add_node("day", _day)
+        graph.add_node("finish", _finish)
+        graph.add_edge(START, "begin")
+        graph.add_conditional_edges("begin", _next, ["day", "finish"])
+        graph.add_conditional_edges("day", _next, ["day", "finish"])
+        graph.add_edge("finish", END)
+        return graph
+
+    def describe(self) -> dict[str, Any]:
+        data = super().describe()
+        data["cohort"] = {
+            "days": self.days,
+            "sensing": self.sensing.model_dump(),
+            "rule": self.rule.model_dump() if hasattr(self.rule, "model_dump") else repr(self.rule),
+            "interventions": [
+                i.model_dump(mode="json") if hasattr(i, "model_dump") else repr(i)
+                for i in self.interventions
+            ],
+            "ema_rate": self.ema_rate,
+            "conversations": self.conversations,
+            "journal": self.journal,
+            "interviews": [i.model_dump() for i in self.interviews],
+        }
+        return data
+
+
+async def _begin(state: DayState, runtime: Runtime[Any]) -> dict[str, Any]:
+    return await runtime.context.begin(state)
+
+
+async def _day(state: DayState, runtime: Runtime[Any]) -> dict[str, Any]:
+    return await runtime.context.run_day(state)
+
+
+async def _finish(state: DayState, runtime: Runtime[Any]) -> dict[str, Any]:
+    return await runtime.context.finish(state)
+
+
+async def _next(state: DayState, runtime: Runtime[Any]) -> str:
+    return "day" if state["day"] < runtime.context.scenario.days else "finish"
+
+
+class CohortEpisode(Episode):
+    """One cohort run once: its sensing data, states, conversations and answers."""
+
+    scenario: Cohort
+
+    def __init__(
+        self, scenario: Cohort, model: ChatModel, *, seed: int, log: EpisodeLog | None = None
+    ) -> None:
+        super().__init__(scenario, model, seed=seed, log=log)
+        from personae.environments.interventions import apply, assign, traits_by_day
+        from personae.environments.mental_state import fill_features, initial_state
+
+        self.students = [p.name for p in self.scenario.agents if p.role == "student"]
+        self.traits = {
+            p.name: dict(p.big_five) for p in self.scenario.agents if p.role == "student"
+        }
+        features, calendar = self._sensing()
+        interventions = list(self.scenario.interventions)
+        self.assignment = assign(interventions, self.students, derive_seed(seed, "interventions"))
+        applied = apply(
+            interventions,
+            fill_features(features, rule=self.scenario.rule),
+            calendar,
+            self.traits,
+            self.assignment,
+        )
+        self.features = _by_student_day(applied.features)
+        self.events = _by_student_day(applied.calendar)
+        self.traits_on = traits_by_day(applied.traits)
+        self.state = {s: initial_state(self.traits[s], self.scenario.rule) for s in self.students}
+        self.day_rng = random.Random(derive_seed(seed, "days"))
+        self._step = 0
+        starts = {i.name: i.start_day for i in interventions}
+        for row in self.assignment.iter_rows(named=True):
+            self.record_state(
+                row["student"],
+                f"treated:{row['intervention']}",
+                float(bool(row["treated"])),
+                source="intervention",
+                t=starts.get(row["intervention"], 0),
+            )
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _sensing(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        sensing = self.scenario.sensing
+        days = self.scenario.days
+        if sensing.source == "studentlife":
+            from personae.environments.studentlife import StudentLife
+
+            if not sensing.path:
+                raise ConfigError("sensing source 'studentlife' needs path= the dataset folder")
+            source: Any = StudentLife(sensing.path)
+        else:
+            from personae.environments.sensing import SyntheticTerm, Term
+
+            personas = [p for p in self.scenario.agents if p.role == "student"]
+            source = SyntheticTerm.from_personas(
+                personas, term=Term(n_days=days), seed=derive_seed(self.seed, "sensing")
+            )
+        # The source's student ids (u00, u01, ...) become the agents' names, in order.
+        mapping = dict(zip(source.students(), self.students, strict=False))
+        features = source.features().filter(pl_col("student").is_in(list(mapping)))
+        features = features.with_columns(pl_col("student").replace(mapping))
+        calendar = source.calendar()
+        return features.filter(pl_col("day") < days), calendar.filter(pl_col("day") < days)
+
+    async def run(self) -> EpisodeResult:
+        state = await self._compiled_from.compiled.ainvoke(
+            {"day": 0, "step": 0},
+            context=self,
+            config={"recursion_limit": self.scenario.days + 10},
+        )
+        return EpisodeResult(
+            transcript=tuple(self.transcript),
+            end_reason=f"days({state['day']})",
+            calls=self.calls,
+            completion_tokens=self.completion_tokens,
+        )
+
+    def _point(self, moment: Any, day: int) -> ProbePoint:
+        return ProbePoint(moment=moment, session=day, turn=0, step=day)
+
+    async def _probes(self, moment: Any, day: int) -> None:
+        point = self._point(moment, day)
+        for probe in self.scenario.probes:
+            if probe.due(point):
+                await probe(self, point)
+
+    # -- graph nodes ------------------------------------------------------------------------
+
+    async def begin(self, state: DayState) -> dict[str, Any]:
+        await self._probes("start", 0)
+        return {"day": 0}
+
+    async def finish(self, state: DayState) -> dict[str, Any]:
+        await self._probes("end", state["day"])
+        return {}
+
+    async def run_day(self, state: DayState) -> dict[str, Any]:
+        day = state["day"]
+        today = {s: self.features.get((s, day), {}) for s in self.students}
+        for student, row in today.items():
+            for name in FEATURES:
+                value = row.get(name)
+                if value is not None:
+                    self.record_state(
+                        student, f"feature:{name}", float(value), source="sensing", t=day
+                    )
+        interactions = await self._conversations(day)
+        for student in self.students:
+            self.state[student] = self.scenario.rule.step(
+                self.state[student],
+                today[student],
+                self.events.get((student, day), {}),
+                self.traits_on.get((student, day), self.traits[student]),
+                interactions.get(student, []),
+            )
+        if self.scenario.journal:
+            await asyncio.gather(*(self._journal(s, day, today[s]) for s in self.students))
+        for student in self.students:
+            values = self.state[student].as_dict()
+            for name in STATE_VARIABLES:
+                self.record_state(student, name, float(values[name]), source="rule", t=day)
+            self._diary(student, day, today[student])
+        due = [s for s in self.students if self.day_rng.random() < self.scenario.ema_rate]
+        await asyncio.gather(*(self._ema(s, day) for s in due))
+        await self._interviews(day)
+        return {"day": day + 1}
+
+    # -- the day's parts --------------------------------------------------------------------
+
+    async def _conversations(self, day: int) -> dict[str, list[float]]:
+        rng = random.Random(derive_seed(self.seed, "conversations", day))
+        pairs: list[tuple[str, str]] = []
+        busy: set[str] = set()
+        edges = sorted(tuple(sorted(map(str, e))) for e in self.graph.edges) if self.graph else []
+        rng.shuffle(edges)
+        rate = self.scenario.conversations
+        for a, b in edges:
+            if a in busy or b in busy:
+                continue
+            sociability = (self.traits[a].get("E", 3.0) + self.traits[b].get("E", 3.0)) / 6.0
+            degree = max(1, (self.graph.degree(a) + self.graph.degree(b)) / 2) if self.graph else 1
+            if rng.random() < min(1.0, 2 * rate * sociability / degree):
+                pairs.append((a, b) if rng.random() < 0.5 else (b, a))
+                busy |= {a, b}
+        out: dict[str, list[float]] = {}
+        results = await asyncio.gather(*(self._talk(a, b, day) for a, b in pairs))
+        for (a, b), (va, vb) in zip(pairs, results, strict=True):
+            out.setdefault(a, []).append(va)
+            out.setdefault(b, []).append(vb)
+        return out
+
+    async def _talk(self, a: str, b: str, day: int) -> tuple[float, float]:
+        cue = f"You run into {b} on day {day + 1} of term. Start a short conversation (one or two sentences)."
+        await self._say(a, b, day, cue)
+        await self._say(b, a, day, f"{a} just spoke to you. Reply in one or two sentences.")
+        return await asyncio.gather(self._valence(a, b, day), self._valence(b, a, day))
+
+    async def _say(self, name: str, other: str, day: int, cue: str) -> Utterance:
+        agent = self.agents[name]
+        step = self._step
+        completion, call_id = await self.call(
+            name,
+            agent.messages(cue),
+            purpose="peer",
+            step=step,
+            seed=derive_seed(self.seed, "peer", name, day, step),
+            max_tokens=self.scenario.max_tokens,
+            temperature=self.scenario.temperature,
+            top_p=self.scenario.top_p,
+        )
+        text = agent.clean(completion.text, [other])
+        utterance = Utterance(name, text, day, step)
+        self._step += 1
+        self.transcript.append(utterance)
+        for who in (name, other):
+            self.agents[who].memory.add(utterance)
+        self.log.add(
+            "turns",
+            {
+                "id": self.log.new_id("turns"),
+                "session": day,
+                "step": step,
+                "agent_id": self.agent_ids[name],
+                "visible_to": json.dumps([name, other]),
+                "content": text,
+                "scripted": 0,
+                "llm_call_id": call_id,
+                "created_at": _now(),
+            },
+        )
+        return utterance
+
+    async def _valence(self, name: str, other: str, day: int) -> float:
+        from personae.measures.administer import parse_answer
+
+        options = "\n".join(f"{i}. {label}" for i, label in enumerate(VALENCE, 1))
+        raw = await self.ask(
+            name,
+            f"How did your conversation with {other} just now make you feel?\n{options}\n"
+            "Answer with the number only.",
+            purpose="interaction",
+            max_tokens=4,
+            response_format={"type": "choice", "choices": ["1", "2", "3", "4", "5"]},
+            step=day,
+        )
+        parsed = parse_answer(raw, VALENCE)
+        valence = 0.0 if parsed.position is None else (parsed.position - 3) / 2
+        self.record_state(
+            name, "interaction", valence, text=f"{other}: {raw}", source="peer", t=day
+        )
+        return valence
+
+    def _diary(self, student: str, day: int, row: Mapping[str, Any]) -> None:
+        self.agents[student].memory.add(
+            Utterance(
+                "Diary",
+                diary_line(
+                    day, row, self.events.get((student, day), {}), self.state[student].as_dict()
+                ),
+                day,
+                self._step,
+            )
+        )
+
+    async def _ema(self, student: str, day: int) -> None:
+        from personae.environments.studentlife import STRESS_LABELS, stress_score
+
+        labels = "\n".join(f"{k}. {v}" for k, v in STRESS_LABELS.items())
+        question = (
+            "Quick check-in (answer as yourself, about today).\n"
+            f"stress: right now I am ...\n{labels}\n"
+            "mood: 1 (very bad) to 5 (very good)\n"
+            "sleep_hours: how many hours did you sleep last night\n"
+            "social: how many people did you talk to today\n"
+            'Reply in JSON, e.g. {"stress": 4, "mood": 3, "sleep_hours": 7, "social": 5}.'
+        )
+        schema = {
+            "type": "object",
+            "properties": {
+                "stress": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
+                "mood": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
+                "sleep_hours": {"type": "integer", "minimum": 0, "maximum": 16},
+                "social": {"type": "integer", "minimum": 0, "maximum": 50},
+            },
+            "required": ["stress", "mood", "sleep_hours", "social"],
+            "additionalProperties": False,
+        }
+        raw = await self.ask(
+            student,
+            question,
+            purpose="ema",
+            max_tokens=48,
+            response_format={"type": "json", "schema": schema},
+            step=day,
+        )
+        answers = _json_object(raw)
+        level = _number(answers.get("stress"), 1, 5)
+        stress = None if level is None else float(stress_score(int(level)))
+        label = STRESS_LABELS.get(int(level)) if level is not None else None
+        self.record_state(student, "ema_stress", stress, text=label or raw, source="ema", t=day)
+        for key, variable, low, high in (
+            ("mood", "ema_mood", 1, 5),
+            ("sleep_hours", "ema_sleep", 0, 16),
+            ("social", "ema_social", 0, 50),
+        ):
+            value = _number(answers.get(key), low, high)
+            self.record_state(student, variable, value, text=raw, source="ema", t=day)
+
+    async def _journal(self, student: str, day: int, row: Mapping[str, Any]) -> None:
+        text = await self.ask(
+            student,
+            "Write a short journal entry (two or three sentences) about your day.",
+            purpose="journal",
+            max_tokens=96,
+            temperature=self.scenario.temperature,
+            step=day,
+        )
+        self.record_state(student, "journal", None, text=text, source="llm", t=day)
+        current = self.state[student].as_dict()
+        schema = {
+            "type": "object",
+            "properties": {
+                k: {"type": "integer", "minimum": -20, "maximum": 20}
+                for k in ("stress", "mood", "energy", "connectedness")
+            },
+            "required": ["stress", "mood", "energy", "connectedness"],
+            "additionalProperties": False,
+        }
+        raw = await self.ask(
+            student,
+            f'Here is the journal entry you just wrote: "{text}"\n'
+            f"Your current levels (0-100): stress {current['stress']:.0f}, mood {current['mood']:.0f}, "
+            f"energy {current['energy']:.0f}, connectedness {current['connectedness']:.0f}.\n"
+            "By how much did today change each level (-20 to 20)? Reply in JSON.",
+            purpose="journal-state",
+            max_tokens=64,
+            response_format={"type": "json", "schema": schema},
+            step=day,
+        )
+        deltas = _json_object(raw)
+        changes = {
+            k: _number(deltas.get(k), -20, 20)
+            for k in ("stress", "mood", "energy", "connectedness")
+        }
+        self.state[student] = adjusted(
+            self.state[student], {k: v for k, v in changes.items() if v is not None}
+        )
+        for k, v in changes.items():
+            self.record_state(student, f"llm_delta:{k}", v, text=raw, source="llm", t=day)
+
+    async def _interviews(self, day: int) -> None:
+        asked = [
+            (i, s)
+            for i in self.scenario.interviews
+            if i.day == day
+            for s in (i.who or self.students)
+            if s in self.students
+        ]
+
+        async def one(interview: Interview, student: str) -> None:
+            answer = await self.ask(
+                student,
+                interview.question,
+                purpose="interview",
+                max_tokens=96,
+                temperature=self.scenario.temperature,
+                step=day,
+            )
+            self.record_state(
+                student,
+                "interview",
+                None,
+                text=f"Q: {interview.question}\nA: {answer}",
+                source="interview",
+                t=day,
+            )
+
+        await asyncio.gather(*(one(i, s) for i, s in asked))
+
+
+def diary_line(
+    day: int, row: Mapping[str, Any], events: Mapping[str, Any], state: Mapping[str, float]
+) -> str:
+    """The day as the student remembers it: what the phone saw, what was due, how it felt."""
+    parts = [f"Day {day + 1}"]
+    when = row.get("date")
+    if isinstance(when, date):
+        parts[0] += f" ({WEEKDAYS[when.weekday()]})"
+    facts = []
+    if row.get("sleep_minutes") is not None:
+        facts.append(f"slept {row['sleep_minutes'] / 60:.1f} h")
+    if row.get("conversation_count") is not None:
+        facts.append(f"{int(row['conversation_count'])} conversations")
+    active = sum(float(row.get(k) or 0) for k in ("walking_minutes", "running_minutes"))
+    if active:
+        facts.append(f"{active:.0f} min on your feet")
+    if events.get("deadlines"):
+        facts.append(f"{int(events['deadlines'])} deadline(s)")
+    if events.get("exam"):
+        facts.append("an exam")
+    feel = (
+        f"stress {state['stress']:.0f}/100, mood {state['mood']:.0f}/100, "
+        f"energy {state['energy']:.0f}/100"
+    )
+    return f"{parts[0]}: " + ", ".join(facts or ["no phone data"]) + f". You feel: {feel}."
+
+
+def adjusted(state: Any, deltas: Mapping[str, float]) -> Any:
+    """``state`` with ``deltas`` added to its 0-100 variables, kept within 0-100."""
+    values = state.as_dict()
+    for key, delta in deltas.items():
+        values[key] = min(100.0, max(0.0, values[key] + delta))
+    return dataclasses.replace(state, **values)
+
+
+def pl_col(name: str) -> Any:
+    import polars as pl
+
+    return pl.col(name)
+
+
+def _by_student_day(features: pl.DataFrame) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(r["student"], int(r["day"])): r for r in features.iter_rows(named=True)}
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        start, end = raw.find("{"), raw.rfind("}")
+        try:
+            data = json.loads(raw[start : end + 1]) if start >= 0 < end else {}
+        except ValueError:
+            data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _number(value: Any, low: float, high: float) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if low <= number <= high else None
+
+
+def _now() -> str:
+    from personae.store.database import now
+
+    return now()
+
+
+def students(n: int) -> tuple[Any, ...]:
+    """Placeholder students ``Student 1`` ... ``Student n`` (replaced per episode by draws)."""
+    from personae.agents.persona import Persona
+
+    return tuple(Persona(name=f"Student {i + 1}", role="student") for i in range(n))
+
+
+__all__ = ["Cohort", "CohortEpisode", "Interview", "Sensing", "diary_line", "students"]

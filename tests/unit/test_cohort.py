@@ -1,0 +1,153 @@
+"""The student cohort scenario on the recording fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+import pytest
+
+from personae import FunctionModel
+from personae.errors import ConfigError
+from personae.scenarios.builtin.cohort import student_cohort
+from personae.scenarios.cohort import STATE_VARIABLES, Interview
+
+
+def answers(messages, call):
+    rf = call.response_format or {}
+    if rf.get("type") == "json":
+        props = rf["schema"]["properties"]
+        return json.dumps({k: (2 if "enum" in v else 1) for k, v in props.items()})
+    if rf.get("type") == "choice":
+        return rf["choices"][-1]
+    return f"words {call.seed}"
+
+
+def small(**kw):
+    kw.setdefault("n_students", 4)
+    kw.setdefault("days", 5)
+    kw.setdefault("questionnaires", "none")
+    return student_cohort(**kw)
+
+
+async def run(scenario, seed=1, model=None):
+    model = model or FunctionModel(answers)
+    episode = scenario.new_episode(model, seed=seed)
+    result = await episode.run()
+    return episode, result, model
+
+
+def states(episode, variable=None, source=None):
+    return [
+        r
+        for r in episode.log.rows["states"]
+        if (variable is None or r["variable"] == variable)
+        and (source is None or r["source"] == source)
+    ]
+
+
+async def test_every_student_has_a_state_for_every_day():
+    episode, _, _ = await run(small())
+    rows = states(episode, source="rule")
+    counts = Counter((r["agent_id"], r["variable"]) for r in rows)
+    assert len(counts) == 4 * len(STATE_VARIABLES)
+    assert set(counts.values()) == {5}
+    assert {r["t"] for r in rows} == set(range(5))
+    ema = states(episode, "ema_stress")
+    assert len(ema) == 4 * 5 and all(1 <= r["value"] <= 5 for r in ema)
+    features = states(episode, "feature:sleep_minutes")
+    assert features and all(r["source"] == "sensing" for r in features)
+
+
+async def test_a_day_runs_all_students_at_once():
+    in_flight, peak = 0, 0
+
+    async def slow(messages, call):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return answers(messages, call)
+
+    await run(small(n_students=6, days=2, conversations=0.0), model=FunctionModel(slow))
+    assert peak >= 6
+
+
+async def test_same_seed_same_cohort_and_different_seed_differs():
+    def fingerprint(episode):
+        return [
+            (r["agent_id"], r["variable"], r["t"], r["value"])
+            for r in states(episode, source="rule")
+        ]
+
+    a, _, _ = await run(small(), seed=3)
+    b, _, _ = await run(small(), seed=3)
+    c, _, _ = await run(small(), seed=4)
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint(c)
+    assert [p.name for p in a.scenario.agents] == [p.name for p in b.scenario.agents]
+
+
+async def test_intervention_applies_from_its_day_to_the_treated_only():
+    plain, _, _ = await run(small(days=8, n_students=6), seed=2)
+    treated_run, _, _ = await run(small(days=8, n_students=6, intervention="extra_sleep"), seed=2)
+    flags = {
+        r["agent_id"]: r["value"]
+        for r in states(treated_run)
+        if r["variable"] == "treated:extra_sleep"
+    }
+    assert sorted(flags.values()) == [0.0] * 3 + [1.0] * 3
+
+    def sleep(episode):
+        return {
+            (r["agent_id"], r["t"]): r["value"] for r in states(episode, "feature:sleep_minutes")
+        }
+
+    before, after = sleep(plain), sleep(treated_run)
+    for (agent, day), value in after.items():
+        if flags[agent] and day >= 4:
+            assert value == pytest.approx(before[(agent, day)] + 60)
+        else:
+            assert value == pytest.approx(before[(agent, day)])
+
+
+async def test_interviews_change_nothing():
+    base = small(days=4)
+    asked = base.model_copy(
+        update={"interviews": (Interview(day=1, question="How is the term going?"),)}
+    )
+    plain, _, _ = await run(base, seed=5)
+    interviewed, _, _ = await run(asked, seed=5)
+
+    def trace(episode):
+        return [
+            (r["agent_id"], r["variable"], r["t"], r["value"])
+            for r in episode.log.rows["states"]
+            if r["variable"] != "interview"
+        ]
+
+    assert trace(plain) == trace(interviewed)
+    rows = states(interviewed, "interview")
+    assert len(rows) == 4 and all("How is the term going?" in r["text"] for r in rows)
+
+
+async def test_peer_conversations_stay_between_the_pair_and_move_state():
+    episode, result, _ = await run(small(n_students=6, days=3, conversations=2.0), seed=1)
+    assert result.transcript
+    for row in episode.log.rows["turns"]:
+        heard = json.loads(row["visible_to"])
+        assert len(heard) == 2
+    interactions = states(episode, "interaction")
+    assert interactions and all(r["value"] == 1.0 for r in interactions)  # "Very positive"
+
+
+def test_cohort_parameters_and_errors():
+    sc = student_cohort()
+    big = sc.with_params({"n_students": 48, "days": 70})
+    assert len(big.agents) == 48 and big.days == 70
+    with pytest.raises(ConfigError, match="intervention"):
+        sc.with_params({"intervention": "more_money"})
+    with pytest.raises(ConfigError, match="n_students"):
+        sc.with_params({"n_students": 1})
