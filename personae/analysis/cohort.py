@@ -42,6 +42,7 @@ import polars as pl
 
 from personae.analysis.frames import _spread_params, read_sql
 from personae.environments.mental_state import STATE_VARIABLES
+from personae.environments.sensing import FEATURES
 
 if TYPE_CHECKING:
     pass
@@ -51,20 +52,7 @@ EMA_VARIABLES = ("ema_stress", "ema_mood", "ema_sleep", "ema_social")
 #: Sources of mental-state rows.
 STATE_SOURCES = ("rule", "llm")
 #: Daily sensing features; stored as ``feature:<name>``.
-SENSING_FEATURES = (
-    "sleep_minutes",
-    "sleep_onset_hour",
-    "wake_hour",
-    "conversation_minutes",
-    "conversation_count",
-    "stationary_minutes",
-    "walking_minutes",
-    "running_minutes",
-    "distinct_places",
-    "home_minutes",
-    "unlock_count",
-    "unlock_minutes",
-)
+SENSING_FEATURES = FEATURES
 FEATURE_PREFIX = "feature:"
 TREATED_PREFIX = "treated:"
 #: (feature, outcome) pairs :func:`feature_outcome_correlations` reads by default.

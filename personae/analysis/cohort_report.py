@@ -6,7 +6,6 @@ The numbers come from :mod:`personae.analysis.cohort`; this module draws them
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +28,8 @@ from personae.analysis.cohort import (
     questionnaire_change,
     state_series,
 )
+from personae.analysis.report import paragraph as _p
+from personae.analysis.report import subheading as _h3
 from personae.environments.mental_state import STATE_VARIABLES
 
 if TYPE_CHECKING:
@@ -324,12 +325,3 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
 
 
 # --- shared steps -------------------------------------------------------------------------------
-
-
-def _p(text: str, css: str | None = None) -> str:
-    attr = f' class="{css}"' if css else ""
-    return f"<p{attr}>{html.escape(text)}</p>"
-
-
-def _h3(text: str) -> str:
-    return f"<h3>{html.escape(text)}</h3>"

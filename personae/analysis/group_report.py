@@ -6,7 +6,6 @@ The numbers come from :mod:`personae.analysis.group`; this module draws them
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,8 @@ from personae.analysis.group import (
     load_group,
     participation,
 )
+from personae.analysis.report import paragraph as _p
+from personae.analysis.report import subheading as _h3
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -261,15 +262,6 @@ def _section_html(data: GroupData, episode_id: int | None, tolerance: float) -> 
         ),
     ]
     return "".join(parts)
-
-
-def _p(text: str, css: str | None = None) -> str:
-    attr = f' class="{css}"' if css else ""
-    return f"<p{attr}>{html.escape(text)}</p>"
-
-
-def _h3(text: str) -> str:
-    return f"<h3>{html.escape(text)}</h3>"
 
 
 def _fmt(value: Any) -> str:

@@ -6,7 +6,6 @@ them (matplotlib, imported lazily) and builds the "Persuasion" report section.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,8 @@ from personae.analysis.persuasion import (
     trait_moderators,
 )
 from personae.analysis.plots import _colours, _empty_figure, _finish, _grid
+from personae.analysis.report import paragraph as _p
+from personae.analysis.report import subheading as _h3
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -236,12 +237,3 @@ def build_section(db: Path) -> str | None:
 
 
 # --- shared steps -------------------------------------------------------------------------------
-
-
-def _p(text: str, css: str | None = None) -> str:
-    attr = f' class="{css}"' if css else ""
-    return f"<p{attr}>{html.escape(text)}</p>"
-
-
-def _h3(text: str) -> str:
-    return f"<h3>{html.escape(text)}</h3>"

@@ -344,13 +344,19 @@ def _cell(value: Any, digits: int) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def _p(text: str, css: str | None = None) -> str:
+def paragraph(text: str, css: str | None = None) -> str:
+    """A ``<p>`` with ``text`` escaped, optionally with a CSS class (e.g. ``note``)."""
     attr = f' class="{css}"' if css else ""
     return f"<p{attr}>{html.escape(text)}</p>"
 
 
-def _h3(text: str) -> str:
+def subheading(text: str) -> str:
+    """An ``<h3>`` with ``text`` escaped."""
     return f"<h3>{html.escape(text)}</h3>"
+
+
+_p = paragraph
+_h3 = subheading
 
 
 def _icc_table(icc: pl.DataFrame) -> str:

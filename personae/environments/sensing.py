@@ -63,6 +63,8 @@ FEATURE_SCHEMA: dict[str, pl.DataType] = {
     "unlock_count": pl.Int64(),
     "unlock_minutes": pl.Float64(),
 }
+#: The daily features themselves (every column but ``student``, ``day`` and ``date``).
+FEATURES: tuple[str, ...] = tuple(k for k in FEATURE_SCHEMA if k not in ("student", "day", "date"))
 #: The feature columns each sensing stream fills; a stream's columns are null together.
 STREAMS: dict[str, tuple[str, ...]] = {
     "sleep": ("sleep_minutes", "sleep_onset_hour", "wake_hour"),

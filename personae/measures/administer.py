@@ -159,6 +159,25 @@ def parse_batch(raw: str, count: int, labels: Sequence[str]) -> list[Parsed]:
     return out
 
 
+def select_agents(
+    wanted: Sequence[str] | None, names: Sequence[str], roles: Mapping[str, str], label: str
+) -> list[str]:
+    """The agents named in ``wanted`` by name or role (everyone when None), in scenario order.
+
+    Raises:
+        ConfigError: An entry is neither a name nor a role; ``label`` says whose setting.
+    """
+    if wanted is None:
+        return list(names)
+    missing = [w for w in wanted if w not in names and w not in roles.values()]
+    if missing:
+        raise ConfigError(
+            f"{label}={missing[0]!r} is neither a name nor a role here "
+            f"(participants: {', '.join(names)})"
+        )
+    return [n for n in names if n in wanted or roles[n] in wanted]
+
+
 def split_stem(stem: str) -> tuple[str, str]:
     """Split a stem like ``"How accurately ...? You ..."`` into the question and the lead-in.
 
@@ -284,18 +303,7 @@ class Questionnaire(BaseModel):
 
     def respondents(self, names: Sequence[str], roles: Mapping[str, str]) -> list[str]:
         """The names of the agents who answer."""
-        if self.who is None:
-            return list(names)
-        out: list[str] = []
-        for who in self.who:
-            matched = [n for n in names if n == who] or [n for n in names if roles[n] == who]
-            if not matched:
-                raise ConfigError(
-                    f"questionnaire {self.name!r}: who={who!r} is neither a name nor a role "
-                    f"here (participants: {', '.join(names)})"
-                )
-            out.extend(m for m in matched if m not in out)
-        return out
+        return select_agents(self.who, names, roles, f"questionnaire {self.name!r}: who")
 
     def forms(self, rng: random.Random) -> list[tuple[int, OptionOrder]]:
         """The (variant, option order) forms of one administration."""

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from personae.errors import ConfigError
 from personae.seeds import derive_seed
 
 if TYPE_CHECKING:
@@ -108,16 +107,9 @@ class Judge(BaseModel):
         self.respondents(names, roles)
 
     def respondents(self, names: Sequence[str], roles: Mapping[str, str]) -> list[str]:
-        if self.who is None:
-            return list(names)
-        out = [n for n in names if n in self.who or roles[n] in self.who]
-        missing = [w for w in self.who if w not in names and w not in roles.values()]
-        if missing:
-            raise ConfigError(
-                f"judge: who={missing[0]!r} is neither a name nor a role here "
-                f"(participants: {', '.join(names)})"
-            )
-        return out
+        from personae.measures.administer import select_agents
+
+        return select_agents(self.who, names, roles, "judge: who")
 
     def messages(self, name: str, lines: Sequence[str]) -> list[dict[str, str]]:
         said = "\n".join(f"- {line}" for line in lines)

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from personae.errors import ConfigError
-from personae.measures.administer import parse_answer
+from personae.measures.administer import parse_answer, select_agents
 
 if TYPE_CHECKING:
     from personae.scenarios.episode import Episode
@@ -87,19 +86,11 @@ class Stance(BaseModel):
         }
 
     def check(self, names: Sequence[str], roles: Mapping[str, str]) -> None:
-        for field in ("who", "after"):
-            wanted = getattr(self, field) or ()
-            missing = [w for w in wanted if w not in names and w not in roles.values()]
-            if missing:
-                raise ConfigError(
-                    f"stance {field}={missing[0]!r} is neither a name nor a role here "
-                    f"(participants: {', '.join(names)})"
-                )
+        select_agents(self.who, names, roles, "stance who")
+        select_agents(self.after, names, roles, "stance after")
 
     def _match(self, wanted: Any, names: Sequence[str], roles: Mapping[str, str]) -> list[str]:
-        if wanted is None:
-            return list(names)
-        return [n for n in names if n in wanted or roles[n] in wanted]
+        return select_agents(wanted, names, roles, "stance")
 
     def question(self, params: Mapping[str, Any]) -> str:
         """The question put to a respondent."""

@@ -57,21 +57,6 @@ if TYPE_CHECKING:
 #: State variables written each day (source ``rule`` or ``llm``).
 STATE_VARIABLES = ("stress", "mood", "energy", "sleep_debt", "connectedness")
 
-#: Daily features recorded as ``feature:<name>``.
-FEATURES = (
-    "sleep_minutes",
-    "sleep_onset_hour",
-    "wake_hour",
-    "conversation_minutes",
-    "conversation_count",
-    "stationary_minutes",
-    "walking_minutes",
-    "running_minutes",
-    "distinct_places",
-    "home_minutes",
-    "unlock_count",
-    "unlock_minutes",
-)
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -297,7 +282,7 @@ class CohortEpisode(Episode):
         day = state["day"]
         today = {s: self.features.get((s, day), {}) for s in self.students}
         for student, row in today.items():
-            for name in FEATURES:
+            for name in _features():
                 value = row.get(name)
                 if value is not None:
                     self.record_state(
@@ -570,6 +555,12 @@ def adjusted(state: Any, deltas: Mapping[str, float]) -> Any:
     for key, delta in deltas.items():
         values[key] = min(100.0, max(0.0, values[key] + delta))
     return dataclasses.replace(state, **values)
+
+
+def _features() -> tuple[str, ...]:
+    from personae.environments.sensing import FEATURES
+
+    return FEATURES
 
 
 def pl_col(name: str) -> Any:
