@@ -588,6 +588,61 @@ def compare_distributions(
 # --- figures ------------------------------------------------------------------------------------
 
 
+#: Which StudentLife EMA answer stands for each simulated EMA variable.
+EMA_SOURCES: dict[str, tuple[str, str]] = {
+    "ema_stress": ("stress", "level"),
+    "ema_mood": ("mood", "valence"),
+    "ema_sleep": ("sleep", "hour"),
+    "ema_social": ("social", "number"),
+}
+
+
+def source_series(source: Any) -> pl.DataFrame:
+    """A sensing source (a StudentLife copy, a synthetic term) as a long series like :func:`state_series`.
+
+    Features become ``feature:<name>``; the EMA answers named in
+    :data:`EMA_SOURCES` become ``ema_*`` (stress as its monotonic score).
+    Several answers on one day are averaged.
+    """
+    features = source.features().drop("date", strict=False)
+    long = _long(features)
+    ema = source.ema()
+    parts = [long]
+    for variable, (kind, item) in EMA_SOURCES.items():
+        picked = ema.filter((pl.col("kind") == kind) & (pl.col("item") == item))
+        if picked.is_empty():
+            continue
+        daily = picked.group_by("student", "day").agg(pl.col("value").mean())
+        parts.append(_long(daily.with_columns(pl.lit(variable).alias("variable"))))
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def validation(
+    db: str | Path, source: Any, pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS, lag: int = 0
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Simulated cohort vs real data: feature-outcome correlations and distributions, with gaps.
+
+    Args:
+        db: The database of a cohort experiment.
+        source: The real data, e.g. ``StudentLife("/path/to/studentlife")``.
+        pairs: (feature, outcome) pairs to correlate.
+        lag: Days between feature and outcome.
+
+    Returns:
+        ``(compare_correlations(...), compare_distributions(...))`` over the EMA variables.
+    """
+    simulated = state_series(db)
+    real = source_series(source)
+    correlations = compare_correlations(simulated, real, pairs, lag=lag)
+    variables = [v for v in EMA_SOURCES if v in set(real["variable"].to_list())]
+    distributions = compare_distributions(
+        simulated.filter(pl.col("variable").is_in(variables)),
+        real.filter(pl.col("variable").is_in(variables)),
+        variables,
+    )
+    return correlations, distributions
+
+
 def _conform(frame: pl.DataFrame, schema: Mapping[str, Any]) -> pl.DataFrame:
     frame = frame.with_columns(
         pl.lit(None, dtype).alias(c) for c, dtype in schema.items() if c not in frame.columns

@@ -151,3 +151,20 @@ def test_cohort_parameters_and_errors():
         sc.with_params({"intervention": "more_money"})
     with pytest.raises(ConfigError, match="n_students"):
         sc.with_params({"n_students": 1})
+
+
+def test_validation_lays_simulated_next_to_real_data(tmp_path):
+    from personae import Experiment
+    from personae.analysis.cohort import source_series, validation
+    from personae.environments.sensing import SyntheticTerm, Term
+    from personae.environments.studentlife import StudentLife
+
+    db = tmp_path / "cohort.db"
+    Experiment(scenario=small(days=6), replicates=1).run(db, FunctionModel(answers, record=False))
+    real = StudentLife(SyntheticTerm(6, Term(n_days=6), seed=9).to_folder(tmp_path / "real"))
+    series = source_series(real)
+    assert {"feature:sleep_minutes", "ema_stress", "ema_sleep"} <= set(series["variable"])
+    correlations, distributions = validation(db, real)
+    assert not correlations.is_empty() and {"r_sim", "r_real", "gap"} <= set(correlations.columns)
+    stress = distributions.filter(distributions["variable"] == "ema_stress")
+    assert stress["n_sim"][0] == 4 * 6 and stress["n_real"][0] > 0
