@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -276,25 +277,23 @@ async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
             ]
             await _raw(base_url, chat.name, warm, config.concurrency)
             report: dict[str, Any] = {}
-            if config.case in ("conversation", "all"):
-                experiment = _experiment(config, config.episodes, config.max_turns)
-                report |= await _compare(
-                    experiment, chat, base_url, config.concurrency, folder, "conversation", console
+            cases = {
+                "conversation": lambda: _experiment(config, config.episodes, config.max_turns),
+                "inventory": lambda: _inventory(config),
+                "group": lambda: _group(config),
+            }
+            for name, build in cases.items():
+                if config.case not in (name, "all"):
+                    continue
+                figures = await _compare(
+                    build(), chat, base_url, config.concurrency, folder, name, console
                 )
-            if config.case in ("group", "all"):
-                report["group"] = await _compare(
-                    _group(config), chat, base_url, config.concurrency, folder, "group", console
-                )
-            if config.case in ("inventory", "all"):
-                report["inventory"] = await _compare(
-                    _inventory(config),
-                    chat,
-                    base_url,
-                    config.concurrency,
-                    folder,
-                    "inventory",
-                    console,
-                )
+                # Shown as soon as a case is done, so a long run loses nothing if stopped later.
+                console.print(f"[dim]{name}: {json.dumps(figures)}[/]", highlight=False)
+                if name == "conversation":
+                    report |= figures
+                else:
+                    report[name] = figures
     return {
         **report,
         "fake_turns_per_s": round(fake.turns_per_s, 1),
