@@ -10,9 +10,10 @@ be told apart from the persona's target.
 ``personae run drift --replicates 2 --db runs/drift.db`` runs it on the
 embedded server; ``personae report runs/drift.db`` shows the drift.
 
-The questionnaire is given ten items per request by default so that the
-example finishes in reasonable time on a CPU server; on a GPU server pass
-``batch_size=1`` (one item per request, the cleaner design) to :func:`drift`.
+The questionnaires are given twenty items per request by default (each
+request re-reads the persona and the conversation, which dominates on a CPU
+server); on a GPU server pass ``batch_size=1`` (one item per request, the
+cleaner design) to :func:`drift`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def drift(
     *,
     sessions: int = 2,
     max_turns: int = 6,
-    batch_size: int = 10,
+    batch_size: int = 20,
     clients: tuple[str, ...] = tuple(CLIENTS),
     replicates: int = 2,
     seed: int = 0,
@@ -37,7 +38,7 @@ def drift(
     Args:
         sessions: Counseling sessions per episode.
         max_turns: Utterances per session (the counselor's opening included).
-        batch_size: IPIP items per request.
+        batch_size: Items per request (the PHQ-9 and GAD-7 fit in one).
         clients: Client profiles crossed in the grid.
         replicates: Episodes per client.
         seed: The experiment seed.
@@ -45,8 +46,8 @@ def drift(
     base = counseling(sessions=sessions, max_turns=max_turns, min_turns=max_turns)
     probes = (
         Probe("ipip-neo-120", who="client", at=["start", "session_end"], batch_size=batch_size),
-        Probe("phq-9", who="client", at=["start", "end"]),
-        Probe("gad-7", who="client", at=["start", "end"]),
+        Probe("phq-9", who="client", at=["start", "end"], batch_size=batch_size),
+        Probe("gad-7", who="client", at=["start", "end"], batch_size=batch_size),
         Probe(Judge(who="client", window=8), at="session_end", name="judge"),
     )
     scenario = base.model_copy(update={"name": "drift", "probes": probes})
