@@ -2,7 +2,7 @@
 
 Small defaults that finish in minutes on the CPU server: 12 students, 14
 days, synthetic sensing, an EMA every day, PHQ-9, PSS-10 and a 30-item IPIP
-short form (one item per facet, ten items per request) before and after the
+short form (one item per facet), each in one request, before and after the
 term. The full StudentLife-sized term is one parameter away:
 ``--set n_students=48 --set days=70``; a user's own StudentLife copy:
 ``--set sensing=/path/to/studentlife``.
@@ -64,7 +64,7 @@ def _probes(kind: str) -> tuple[Probe, ...]:
             who="student",
             at=["start", "end"],
             items=items,
-            batch_size=10,
+            batch_size=30 if items else 20,
             name="ipip",
         ),
     )
