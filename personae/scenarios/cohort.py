@@ -355,23 +355,7 @@ class CohortEpisode(Episode):
         text = agent.clean(completion.text, [other])
         utterance = Utterance(name, text, day, step)
         self._step += 1
-        self.transcript.append(utterance)
-        for who in (name, other):
-            self.agents[who].memory.add(utterance)
-        self.log.add(
-            "turns",
-            {
-                "id": self.log.new_id("turns"),
-                "session": day,
-                "step": step,
-                "agent_id": self.agent_ids[name],
-                "visible_to": json.dumps([name, other]),
-                "content": text,
-                "scripted": 0,
-                "llm_call_id": call_id,
-                "created_at": _now(),
-            },
-        )
+        self._hear(utterance, call_id=call_id, heard=[name, other])
         return utterance
 
     async def _valence(self, name: str, other: str, day: int) -> float:
@@ -591,12 +575,6 @@ def _number(value: Any, low: float, high: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if low <= number <= high else None
-
-
-def _now() -> str:
-    from personae.store.database import now
-
-    return now()
 
 
 def students(n: int) -> tuple[Any, ...]:

@@ -391,9 +391,17 @@ class Episode:
             return list(self.names)
         return self._listeners[speaker]
 
-    def _hear(self, utterance: Utterance, *, call_id: int | None) -> None:
+    def _hear(
+        self, utterance: Utterance, *, call_id: int | None, heard: list[str] | None = None
+    ) -> None:
+        """Record an utterance and put it in the memory of those who hear it.
+
+        ``heard`` overrides the scenario's hearing rule (e.g. a private exchange);
+        whenever hearing is limited, ``turns.visible_to`` lists who heard it.
+        """
+        limited = heard is not None or self._listeners is not None
         self.transcript.append(utterance)
-        heard = self.listeners(utterance.speaker)
+        heard = heard if heard is not None else self.listeners(utterance.speaker)
         for name in heard:
             self.agents[name].memory.add(utterance)
         self.log.add(
@@ -403,7 +411,7 @@ class Episode:
                 "session": utterance.session,
                 "step": utterance.step,
                 "agent_id": self.agent_ids[utterance.speaker],
-                "visible_to": None if self._listeners is None else json.dumps(heard),
+                "visible_to": json.dumps(heard) if limited else None,
                 "content": utterance.text,
                 "scripted": int(call_id is None),
                 "llm_call_id": call_id,
