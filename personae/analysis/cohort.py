@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from personae.analysis.frames import _spread_params, read_sql
+from personae.analysis.frames import EPISODE_CONTEXT, read_sql, spread_params
 from personae.environments.mental_state import STATE_VARIABLES
 from personae.environments.sensing import FEATURES
 
@@ -65,15 +65,7 @@ DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("feature:conversation_minutes", "mood"),
 )
 
-_CONTEXT: dict[str, Any] = {
-    "experiment_id": pl.Int64,
-    "experiment": pl.String,
-    "episode_id": pl.Int64,
-    "param_index": pl.Int64,
-    "replicate": pl.Int64,
-    "seed": pl.Int64,
-    "params": pl.String,
-}
+_CONTEXT = EPISODE_CONTEXT
 #: Columns of :func:`state_series` (``param:<name>`` columns follow).
 SERIES_SCHEMA: dict[str, Any] = _CONTEXT | {
     "student": pl.String,
@@ -198,7 +190,7 @@ def state_series(db: str | Path, role: str | None = "student") -> pl.DataFrame:
         f" JOIN agents a ON a.id = s.agent_id WHERE e.status = 'complete' {where}"
         " ORDER BY s.episode_id, a.name, s.variable, s.t, s.id",
     )
-    return _spread_params(_conform(frame, SERIES_SCHEMA))
+    return spread_params(_conform(frame, SERIES_SCHEMA))
 
 
 def cohort_trajectories(

@@ -50,17 +50,23 @@ def plot_cohort_trajectories(
 
     One line per condition and source (and arm, with an intervention).
     """
-    from personae.analysis.plots import _colours, _empty_figure, _finish, _grid, _legend
+    from personae.analysis.plots import (
+        empty_figure,
+        figure_legend,
+        finish_figure,
+        palette,
+        subplot_grid,
+    )
 
     frame = _load(data)
     traj = cohort_trajectories(frame, variables, intervention)
     panels = [v for v in variables if v in set(traj["variable"].to_list())]
     if not panels:
-        return _finish(_empty_figure("no cohort states"), path)
-    fig, axes = _grid(len(panels), sharey=False)
+        return finish_figure(empty_figure("no cohort states"), path)
+    fig, axes = subplot_grid(len(panels), sharey=False)
     lines = [c for c in ("experiment_id", "param_index", "arm", "source") if c in traj.columns]
     groups = traj.select(lines).unique().sort(lines)
-    colours = _colours(groups.height)
+    colours = palette(groups.height)
     for colour, group in zip(colours, groups.iter_rows(named=True), strict=True):
         label = ", ".join(f"{k}={v}" for k, v in group.items() if k != "experiment_id")
         mine = traj.filter(pl.all_horizontal(pl.col(k) == v for k, v in group.items()))
@@ -92,8 +98,8 @@ def plot_cohort_trajectories(
     fig.suptitle(
         f"Cohort mean per day; band: 95% CI across students and replicates{shown}", fontsize=10
     )
-    _legend(fig, axes)
-    return _finish(fig, path)
+    figure_legend(fig, axes)
+    return finish_figure(fig, path)
 
 
 def plot_students(
@@ -108,7 +114,13 @@ def plot_students(
     The 0-100 variables share the left axis; ``sleep_debt`` (hours) is dashed
     on a right axis. Default episode: the first with state rows.
     """
-    from personae.analysis.plots import _colours, _empty_figure, _finish, _grid, _legend
+    from personae.analysis.plots import (
+        empty_figure,
+        figure_legend,
+        finish_figure,
+        palette,
+        subplot_grid,
+    )
 
     values = _unit_days(_load(data), variables)
     if episode_id is None and not values.is_empty():
@@ -116,9 +128,9 @@ def plot_students(
     values = values.filter(pl.col("episode_id") == episode_id)
     students = sorted(set(values["student"].to_list()))[:max_students]
     if not students:
-        return _finish(_empty_figure("no student states"), path)
-    fig, axes = _grid(len(students), size=(3.0, 2.4), sharey=True)
-    colours = dict(zip(variables, _colours(len(variables)), strict=True))
+        return finish_figure(empty_figure("no student states"), path)
+    fig, axes = subplot_grid(len(students), size=(3.0, 2.4), sharey=True)
+    colours = dict(zip(variables, palette(len(variables)), strict=True))
     debt_axes = []
     for ax, student in zip(axes, students, strict=True):
         mine = values.filter(pl.col("student") == student)
@@ -147,8 +159,8 @@ def plot_students(
         debt_axes[-1].set_ylabel("sleep debt (h)")
     axes[0].set_ylabel("0-100")
     fig.suptitle(f"Students of episode {episode_id}", fontsize=10)
-    _legend(fig, [*axes, *debt_axes])
-    return _finish(fig, path)
+    figure_legend(fig, [*axes, *debt_axes])
+    return finish_figure(fig, path)
 
 
 def plot_intervention_effects(
@@ -164,14 +176,14 @@ def plot_intervention_effects(
         effects: An :func:`intervention_effects` frame, or data for it.
         path: Save the figure here as PNG.
     """
-    from personae.analysis.plots import _empty_figure, _finish, _grid, _legend
+    from personae.analysis.plots import empty_figure, figure_legend, finish_figure, subplot_grid
 
     if not (isinstance(effects, pl.DataFrame) and "scope" in effects.columns):
         effects = intervention_effects(effects)
     names = sorted(set(effects["intervention"].to_list()))
     if not names:
-        return _finish(_empty_figure("no interventions"), path)
-    fig, axes = _grid(len(names), size=(4.4, 3.4), sharey=False)
+        return finish_figure(empty_figure("no interventions"), path)
+    fig, axes = subplot_grid(len(names), size=(4.4, 3.4), sharey=False)
     for ax, name in zip(axes, names, strict=True):
         mine = effects.filter(pl.col("intervention") == name).with_columns(
             pl.format("{} ({})", "variable", "source").alias("label")
@@ -206,8 +218,8 @@ def plot_intervention_effects(
         ax.set_title(name)
         ax.set_xlabel("treated - control (points; sleep_debt in h)")
         ax.grid(alpha=0.3, axis="x")
-    _legend(fig, axes)
-    return _finish(fig, path)
+    figure_legend(fig, axes)
+    return finish_figure(fig, path)
 
 
 # --- report -------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any
 
 import polars as pl
 
-from personae.analysis.frames import _spread_params, read_sql
+from personae.analysis.frames import read_sql, spread_params
 
 #: Letters of ``Persona.big_five`` and the IPIP-NEO domain names they target.
 BIG_FIVE_DOMAINS = {
@@ -109,7 +109,7 @@ def trait_scores(db: str | Path) -> pl.DataFrame:
         )
         .select(list(TRAIT_SCORES_SCHEMA))
     )
-    return _spread_params(frame)
+    return spread_params(frame)
 
 
 def _targets(db: str | Path) -> pl.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -31,7 +32,20 @@ def read_sql(db: str | Path, sql: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
 
 
-def _spread_params(frame: pl.DataFrame) -> pl.DataFrame:
+#: The episode columns that lead every per-episode analysis frame, with their types.
+EPISODE_CONTEXT: dict[str, Any] = {
+    "experiment_id": pl.Int64,
+    "experiment": pl.String,
+    "episode_id": pl.Int64,
+    "param_index": pl.Int64,
+    "replicate": pl.Int64,
+    "seed": pl.Int64,
+    "params": pl.String,
+}
+
+
+def spread_params(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add a ``param:<name>`` column for every key of the JSON ``params`` column."""
     if frame.is_empty() or "params" not in frame.columns:
         return frame
     decoded = [json.loads(p) for p in frame["params"].to_list()]
@@ -51,12 +65,12 @@ def transcripts(db: str | Path, experiment_id: int | None = None) -> pl.DataFram
     frame = read_sql(db, f"SELECT * FROM transcript {where}")
     if frame.is_empty():
         return frame
-    return _spread_params(frame).with_columns(pl.col("text").str.len_chars().alias("chars"))
+    return spread_params(frame).with_columns(pl.col("text").str.len_chars().alias("chars"))
 
 
 def episodes(db: str | Path) -> pl.DataFrame:
     """One row per episode: status, turns, calls, tokens, and its parameters as columns."""
-    return _spread_params(read_sql(db, "SELECT * FROM episode_summary"))
+    return spread_params(read_sql(db, "SELECT * FROM episode_summary"))
 
 
 def llm_calls(db: str | Path) -> pl.DataFrame:

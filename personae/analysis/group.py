@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import polars as pl
 
-from personae.analysis.frames import _spread_params, read_sql
+from personae.analysis.frames import EPISODE_CONTEXT, read_sql, spread_params
 
 if TYPE_CHECKING:
     pass
@@ -51,15 +51,7 @@ ESTEBAN_RAY_ALPHA = 1.6
 #: Sarle's bimodality coefficient above this (the value of a uniform distribution) hints at bimodality.
 BIMODALITY_THRESHOLD = 5 / 9
 
-_CONTEXT: dict[str, Any] = {
-    "experiment_id": pl.Int64,
-    "experiment": pl.String,
-    "episode_id": pl.Int64,
-    "param_index": pl.Int64,
-    "replicate": pl.Int64,
-    "seed": pl.Int64,
-    "params": pl.String,
-}
+_CONTEXT = EPISODE_CONTEXT
 #: Columns of :func:`opinions` (``param:<name>`` columns follow).
 OPINIONS_SCHEMA: dict[str, Any] = _CONTEXT | {
     "agent": pl.String,
@@ -158,12 +150,12 @@ def load_group(db: str | Path) -> GroupData:
         ),
         _NETWORKS,
     ).unique("episode_id", keep="first", maintain_order=True)
-    spread = _spread_params(episodes)
+    spread = spread_params(episodes)
     states = _typed(states, {c: OPINIONS_SCHEMA[c] for c in states.columns})
     joined = states.join(episodes, on="episode_id", how="inner", maintain_order="left")
     frame = _typed(joined, OPINIONS_SCHEMA)
     if not frame.is_empty():
-        frame = _spread_params(frame)
+        frame = spread_params(frame)
     return GroupData(spread, members, utterances, frame, networks)
 
 

@@ -52,17 +52,23 @@ def plot_opinions(
         episode_id: The episode; default the first with opinions.
         path: Save the figure here as PNG.
     """
-    from personae.analysis.plots import MAX_LEGEND, _colours, _empty_figure, _finish, _grid
+    from personae.analysis.plots import (
+        MAX_LEGEND,
+        empty_figure,
+        finish_figure,
+        palette,
+        subplot_grid,
+    )
 
     frame = _members_only(_opinion_frame(opinions)).filter(pl.col("opinion").is_not_null())
     episode_id = _pick(frame, episode_id)
     frame = frame.filter(pl.col("episode_id").eq_missing(episode_id))
     if frame.is_empty():
-        return _finish(_empty_figure("no opinions"), path)
+        return finish_figure(empty_figure("no opinions"), path)
     per_member = frame.group_by("agent", "t").agg(pl.col("opinion").mean()).sort("t")
-    fig, (ax,) = _grid(1, size=(7.0, 4.0))
+    fig, (ax,) = subplot_grid(1, size=(7.0, 4.0))
     agents = sorted(set(per_member["agent"].to_list()))
-    for index, (agent, colour) in enumerate(zip(agents, _colours(len(agents)), strict=True)):
+    for index, (agent, colour) in enumerate(zip(agents, palette(len(agents)), strict=True)):
         line = per_member.filter(pl.col("agent") == agent)
         ax.plot(
             line["t"].to_list(),
@@ -83,7 +89,7 @@ def plot_opinions(
     ax.set_title(f"Episode {episode_id}: opinions", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_participation(
@@ -96,7 +102,7 @@ def plot_participation(
         episode_id: The episode; default the first.
         path: Save the figure here as PNG.
     """
-    from personae.analysis.plots import _empty_figure, _finish, _grid
+    from personae.analysis.plots import empty_figure, finish_figure, subplot_grid
 
     frame = source if isinstance(source, pl.DataFrame) else participation(source)
     episode_id = _pick(frame, episode_id)
@@ -104,8 +110,8 @@ def plot_participation(
         "share", "agent", descending=[True, False], nulls_last=True
     )
     if rows.is_empty():
-        return _finish(_empty_figure("no members"), path)
-    fig, (ax,) = _grid(1, size=(max(4.0, 0.5 * rows.height + 2), 3.5))
+        return finish_figure(empty_figure("no members"), path)
+    fig, (ax,) = subplot_grid(1, size=(max(4.0, 0.5 * rows.height + 2), 3.5))
     ax.bar(rows["agent"].to_list(), rows["share"].fill_null(0).to_list(), color="tab:blue")
     ax.axhline(1 / rows.height, color="grey", linestyle="--", linewidth=1, label="equal share")
     ax.set_ylabel("share of utterances")
@@ -116,7 +122,7 @@ def plot_participation(
         f"entropy {_fmt(rows['entropy'][0])})",
         fontsize=10,
     )
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_influence_graph(
@@ -134,7 +140,7 @@ def plot_influence_graph(
         episode_id: The episode; default the first.
         path: Save the figure here as PNG.
     """
-    from personae.analysis.plots import _empty_figure, _finish, _grid
+    from personae.analysis.plots import empty_figure, finish_figure, subplot_grid
 
     data: GroupData | None = None
     if isinstance(source, pl.DataFrame):
@@ -151,11 +157,11 @@ def plot_influence_graph(
             _members_only(data.members).filter(pl.col("episode_id") == episode_id)["agent"]
         )
     if len(graph) == 0:
-        return _finish(_empty_figure("no influence graph"), path)
+        return finish_figure(empty_figure("no influence graph"), path)
     backdrop = social if social is not None else graph.to_undirected()
     backdrop.add_nodes_from(graph)
     pos = nx.spring_layout(backdrop, seed=0)
-    fig, (ax,) = _grid(1, size=(6.0, 5.0))
+    fig, (ax,) = subplot_grid(1, size=(6.0, 5.0))
     if social is not None:
         nx.draw_networkx_edges(social, pos, ax=ax, edge_color="lightgrey", width=1.0)
     weights = [w for _, _, w in graph.edges(data="weight")]
@@ -178,7 +184,7 @@ def plot_influence_graph(
     ax.set_title(
         f"Episode {episode_id}: influence (green toward the speaker, red away)", fontsize=10
     )
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 # --- report section -----------------------------------------------------------------------------

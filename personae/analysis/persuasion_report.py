@@ -29,7 +29,7 @@ from personae.analysis.persuasion import (
     stances,
     trait_moderators,
 )
-from personae.analysis.plots import _colours, _empty_figure, _finish, _grid
+from personae.analysis.plots import empty_figure, finish_figure, palette, subplot_grid
 from personae.analysis.report import paragraph as _p
 from personae.analysis.report import subheading as _h3
 
@@ -53,8 +53,8 @@ def plot_shift_by_condition(
     """Mean shift toward the opponent per group with 95% CI error bars; labels give n and share."""
     stats = shift_by_condition(data, by).filter(pl.col("n") > 0)
     if stats.is_empty():
-        return _finish(_empty_figure("no debate with a pre- and post-agreement"), path)
-    fig, axes = _grid(1, size=(max(4.0, 1.3 * stats.height), 3.6))
+        return finish_figure(empty_figure("no debate with a pre- and post-agreement"), path)
+    fig, axes = subplot_grid(1, size=(max(4.0, 1.3 * stats.height), 3.6))
     ax = axes[0]
     labels = [" / ".join(_label(v) for v in row) for row in stats.select(by).iter_rows()]
     x = list(range(stats.height))
@@ -76,7 +76,7 @@ def plot_shift_by_condition(
     ax.set_ylabel("shift toward the opponent (points)")
     ax.set_title("Mean shift toward the opponent (95% CI)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_odds_ratios(
@@ -92,8 +92,8 @@ def plot_odds_ratios(
     terms = model if include_controls else model.filter(pl.col("kind") != "control")
     terms = terms.filter(pl.col("odds_ratio").is_not_null() & pl.col("ci_high").is_finite())
     if terms.is_empty():
-        return _finish(_empty_figure("no odds ratio to draw"), path)
-    fig, axes = _grid(1, size=(5.5, 0.6 * terms.height + 1.2))
+        return finish_figure(empty_figure("no odds ratio to draw"), path)
+    fig, axes = subplot_grid(1, size=(5.5, 0.6 * terms.height + 1.2))
     ax = axes[0]
     y = list(range(terms.height))[::-1]
     for yi, row in zip(y, terms.iter_rows(named=True), strict=True):
@@ -120,7 +120,7 @@ def plot_odds_ratios(
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
     ax.set_title(f"Ordinal regression (n = {terms['n'][0]}); published: Salvi et al.", fontsize=9)
     ax.grid(alpha=0.3, axis="x")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_stance_curves(
@@ -129,11 +129,11 @@ def plot_stance_curves(
     """Mean stance toward the opponent after each turn, one line and 95% CI band per group."""
     curves = stance_curves(data, [by])
     if curves.is_empty():
-        return _finish(_empty_figure("no stance measured during the debates"), path)
-    fig, axes = _grid(1, size=(6.0, 3.8))
+        return finish_figure(empty_figure("no stance measured during the debates"), path)
+    fig, axes = subplot_grid(1, size=(6.0, 3.8))
     ax = axes[0]
     groups = _ordered(curves.select(by).unique(), [by])[by].to_list()
-    for group, colour in zip(groups, _colours(len(groups)), strict=True):
+    for group, colour in zip(groups, palette(len(groups)), strict=True):
         line = curves.filter(pl.col(by).eq_missing(group))
         x = line["index"].to_list()
         ax.plot(x, line["mean_toward"].to_list(), marker="o", color=colour, label=_label(group))
@@ -155,7 +155,7 @@ def plot_stance_curves(
     ax.set_title("Stance over the debate (mean, 95% CI)", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 # --- report section -----------------------------------------------------------------------------

@@ -58,8 +58,8 @@ def plot_trajectories(
     found = _ordered(traj["scale"].unique().to_list())
     panels = [s for s in scales if s in found] if scales is not None else found
     if not panels:
-        return _finish(_empty_figure(f"no {instrument} {level} scores"), path)
-    fig, axes = _grid(len(panels))
+        return finish_figure(empty_figure(f"no {instrument} {level} scores"), path)
+    fig, axes = subplot_grid(len(panels))
     stats = (
         traj.group_by(["experiment_id", "param_index", "agent", "scale", "occasion"])
         .agg(
@@ -83,7 +83,7 @@ def plot_trajectories(
         .unique(["experiment_id", "param_index", "agent"], maintain_order=True)
         .sort("experiment_id", "param_index", "agent")
     )
-    colours = _colours(personas.height)
+    colours = palette(personas.height)
     for index, persona in enumerate(personas.iter_rows(named=True)):
         label = _persona_label(persona["agent"], persona["param_index"], persona["params"])
         mine = stats.filter(
@@ -124,8 +124,8 @@ def plot_trajectories(
     axes[0].set_ylabel(f"{instrument} {level} score")
     shading = "replicate range" if band == "range" else "95% CI over replicates"
     fig.suptitle(f"Trajectories ({source}); lines: mean, shading: {shading}", fontsize=10)
-    _legend(fig, axes)
-    return _finish(fig, path)
+    figure_legend(fig, axes)
+    return finish_figure(fig, path)
 
 
 def plot_target_vs_measured(
@@ -142,11 +142,11 @@ def plot_target_vs_measured(
     own = pairs.filter(pl.col("measure") == "self-report baseline")
     judged = pairs.filter(pl.col("measure") == "judge all")
     if own.is_empty() and judged.is_empty():
-        return _finish(_empty_figure("no domain scores with persona targets"), path)
-    fig, axes = _grid(1, size=(5.0, 4.6))
+        return finish_figure(empty_figure("no domain scores with persona targets"), path)
+    fig, axes = subplot_grid(1, size=(5.0, 4.6))
     ax = axes[0]
     scales = _ordered({*own["scale"].to_list(), *judged["scale"].to_list()})
-    colours = dict(zip(scales, _colours(len(scales)), strict=True))
+    colours = dict(zip(scales, palette(len(scales)), strict=True))
     for scale in scales:
         for part, marker, name in ((own, "o", "self-report"), (judged, "x", "judge")):
             points = part.filter(pl.col("scale") == scale)
@@ -164,7 +164,7 @@ def plot_target_vs_measured(
     ax.set_ylabel("measured score")
     ax.set_title("Target vs measured: o self-report at baseline, x judge", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_self_vs_judge(
@@ -176,11 +176,13 @@ def plot_self_vs_judge(
     """Self-reported against judged domain score of the same agent at the same point."""
     pairs = agreement.self_judge_pairs(scores, instrument, judge)
     if pairs.is_empty():
-        return _finish(_empty_figure("no self-report and judge scores at the same points"), path)
-    fig, axes = _grid(1, size=(5.0, 4.6))
+        return finish_figure(
+            empty_figure("no self-report and judge scores at the same points"), path
+        )
+    fig, axes = subplot_grid(1, size=(5.0, 4.6))
     ax = axes[0]
     scales = _ordered(pairs["scale"].unique().to_list())
-    for scale, colour in zip(scales, _colours(len(scales)), strict=True):
+    for scale, colour in zip(scales, palette(len(scales)), strict=True):
         points = pairs.filter(pl.col("scale") == scale)
         ax.scatter(
             points["judge"].to_list(),
@@ -194,7 +196,7 @@ def plot_self_vs_judge(
     ax.set_ylabel("self-report")
     ax.set_title("Self-report vs judged behaviour", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_clinical_change(
@@ -210,8 +212,8 @@ def plot_clinical_change(
     change = drift.clinical_change(scores, instruments)
     found = [i for i in instruments if i in set(change["instrument"].to_list())]
     if not found:
-        return _finish(_empty_figure("no clinical totals"), path)
-    fig, axes = _grid(len(found), size=(3.2, 3.6), sharey=False)
+        return finish_figure(empty_figure("no clinical totals"), path)
+    fig, axes = subplot_grid(len(found), size=(3.2, 3.6), sharey=False)
     for ax, name in zip(axes, found, strict=False):
         rows = change.filter(pl.col("instrument") == name)
         for first, last in zip(
@@ -233,7 +235,7 @@ def plot_clinical_change(
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("total score")
     axes[0].legend(fontsize=7)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
@@ -246,7 +248,7 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
 # --- drawing helpers ----------------------------------------------------------------------------
 
 
-def _grid(
+def subplot_grid(
     panels: int, size: tuple[float, float] = (3.2, 3.0), sharey: bool = True
 ) -> tuple[Figure, list[Axes]]:
     from matplotlib.figure import Figure
@@ -261,7 +263,7 @@ def _grid(
     return fig, axes[:panels]
 
 
-def _empty_figure(message: str) -> Figure:
+def empty_figure(message: str) -> Figure:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5, 1.5))
@@ -269,13 +271,13 @@ def _empty_figure(message: str) -> Figure:
     return fig
 
 
-def _finish(fig: Figure, path: str | Path | None) -> Figure:
+def finish_figure(fig: Figure, path: str | Path | None) -> Figure:
     if path is not None:
         fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
     return fig
 
 
-def _colours(count: int) -> list[Any]:
+def palette(count: int) -> list[Any]:
     from matplotlib import colormaps
 
     cmap = colormaps["tab10" if count <= 10 else "tab20"]
@@ -291,7 +293,7 @@ def _identity(ax: Axes) -> None:
     ax.grid(alpha=0.3)
 
 
-def _legend(fig: Figure, axes: Sequence[Axes]) -> None:
+def figure_legend(fig: Figure, axes: Sequence[Axes]) -> None:
     """One figure legend below the panels, each label once."""
     found: dict[str, Any] = {}
     for ax in axes:

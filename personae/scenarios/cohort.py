@@ -18,10 +18,16 @@ Each day, for every student at once (never one student after another):
    updates stress, mood, energy, sleep debt and connectedness (source ``rule``);
    optionally the student writes a short journal and a second call infers a
    state change from it (source ``llm``);
-4. the day is added to the student's memory as a diary line;
+4. the day is added to the student's memory as a diary line (with the
+   social-media post the student saw that day, if a ``feed`` is set: its
+   effects entered step 3 as events; ``media`` rows, source ``media``);
 5. students due for an EMA answer it in persona (``ema_stress`` with the
    StudentLife labels, ``ema_mood``, ``ema_sleep``, ``ema_social``);
 6. scheduled interviews are asked in a separate context and change nothing.
+
+Steps 5 and 6 change nothing, so they are asked from a snapshot of each
+student's memory at the end of the day and run while the next day goes on:
+the server always has work from both. The post-term probes wait for them.
 
 Questionnaires before and after the term are ordinary probes at ``start``
 and ``end`` (``Probe("phq-9", who="student", at=["start", "end"])``).
@@ -33,7 +39,7 @@ import asyncio
 import dataclasses
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -113,6 +119,8 @@ class Cohort(Scenario):
         ema_rate: Chance a student answers the EMA on a given day.
         conversations: Expected peer conversations per student per day.
         journal: Add the LLM journal step (a journal, then an inferred state change).
+        feed: Social-media exposure (:class:`~personae.environments.media.Feed`),
+            or None for none.
         interviews: Questions asked on given days, changing nothing.
     """
 
@@ -123,6 +131,7 @@ class Cohort(Scenario):
     ema_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     conversations: float = Field(default=0.3, ge=0.0, le=5.0)
     journal: bool = False
+    feed: Any = None
     interviews: tuple[Interview, ...] = ()
 
     def model_post_init(self, context: Any, /) -> None:
@@ -158,6 +167,7 @@ class Cohort(Scenario):
             "ema_rate": self.ema_rate,
             "conversations": self.conversations,
             "journal": self.journal,
+            "feed": self.feed.model_dump() if self.feed is not None else None,
             "interviews": [i.model_dump() for i in self.interviews],
         }
         return data
@@ -208,9 +218,11 @@ class CohortEpisode(Episode):
         self.features = _by_student_day(applied.features)
         self.events = _by_student_day(applied.calendar)
         self.traits_on = traits_by_day(applied.traits)
+        self._expose()
         self.state = {s: initial_state(self.traits[s], self.scenario.rule) for s in self.students}
         self.day_rng = random.Random(derive_seed(seed, "days"))
         self._step = 0
+        self._pending: list[asyncio.Future[Any]] = []
         starts = {i.name: i.start_day for i in interventions}
         for row in self.assignment.iter_rows(named=True):
             self.record_state(
@@ -222,6 +234,32 @@ class CohortEpisode(Episode):
             )
 
     # -- set-up -----------------------------------------------------------------------------
+
+    def _expose(self) -> None:
+        """Draw the term's social-media exposures; their effects join the day's events."""
+        feed = self.scenario.feed
+        if feed is None or feed.rate <= 0:
+            return
+        from personae.environments.media import add_exposures
+
+        graph = self.graph
+
+        def neighbours(student: str) -> list[str]:
+            return sorted(map(str, graph.neighbors(student))) if graph and student in graph else []
+
+        exposures = feed.draw(
+            self.students, self.scenario.days, derive_seed(self.seed, "feed"), neighbours
+        )
+        self.events = add_exposures(self.events, exposures)
+        for row in exposures.iter_rows(named=True):
+            self.record_state(
+                row["student"],
+                "media",
+                1.0,
+                text=f"{row['kind']}: {row['text']}",
+                source="media",
+                t=int(row["day"]),
+            )
 
     def _sensing(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         sensing = self.scenario.sensing
@@ -247,11 +285,17 @@ class CohortEpisode(Episode):
         return features.filter(pl_col("day") < days), calendar.filter(pl_col("day") < days)
 
     async def run(self) -> EpisodeResult:
-        state = await self._compiled_from.compiled.ainvoke(
-            {"day": 0, "step": 0},
-            context=self,
-            config={"recursion_limit": self.scenario.days + 10},
-        )
+        try:
+            state = await self._compiled_from.compiled.ainvoke(
+                {"day": 0, "step": 0},
+                context=self,
+                config={"recursion_limit": self.scenario.days + 10},
+            )
+        finally:
+            for pending in self._pending:  # only left after a failure
+                pending.cancel()
+            if self._pending:
+                await asyncio.gather(*self._pending, return_exceptions=True)
         return EpisodeResult(
             transcript=tuple(self.transcript),
             end_reason=f"days({state['day']})",
@@ -263,10 +307,7 @@ class CohortEpisode(Episode):
         return ProbePoint(moment=moment, session=day, turn=0, step=day)
 
     async def _probes(self, moment: Any, day: int) -> None:
-        point = self._point(moment, day)
-        for probe in self.scenario.probes:
-            if probe.due(point):
-                await probe(self, point)
+        await self.probe_at(self._point(moment, day))
 
     # -- graph nodes ------------------------------------------------------------------------
 
@@ -275,8 +316,13 @@ class CohortEpisode(Episode):
         return {"day": 0}
 
     async def finish(self, state: DayState) -> dict[str, Any]:
-        await self._probes("end", state["day"])
+        await asyncio.gather(self._probes("end", state["day"]), self._drain())
         return {}
+
+    async def _drain(self) -> None:
+        """Wait for every day's EMAs and interviews still in flight."""
+        while self._pending:
+            await self._pending.pop(0)
 
     async def run_day(self, state: DayState) -> dict[str, Any]:
         day = state["day"]
@@ -305,8 +351,13 @@ class CohortEpisode(Episode):
                 self.record_state(student, name, float(values[name]), source="rule", t=day)
             self._diary(student, day, today[student])
         due = [s for s in self.students if self.day_rng.random() < self.scenario.ema_rate]
-        await asyncio.gather(*(self._ema(s, day) for s in due))
-        await self._interviews(day)
+        # EMAs and interviews change nothing, so they need not hold up tomorrow: each is
+        # asked from a memory snapshot taken now and runs while the next day's
+        # conversations do (the server gets both at once). ``finish`` waits for them.
+        asks = [self._ema(s, day, self.agents[s].memory.snapshot()) for s in due]
+        asks += self._interviews(day)
+        if asks:
+            self._pending.append(asyncio.ensure_future(asyncio.gather(*asks)))
         return {"day": day + 1}
 
     # -- the day's parts --------------------------------------------------------------------
@@ -390,7 +441,7 @@ class CohortEpisode(Episode):
             )
         )
 
-    async def _ema(self, student: str, day: int) -> None:
+    async def _ema(self, student: str, day: int, memory: Any) -> None:
         from personae.environments.studentlife import STRESS_LABELS, stress_score
 
         labels = "\n".join(f"{k}. {v}" for k, v in STRESS_LABELS.items())
@@ -419,6 +470,7 @@ class CohortEpisode(Episode):
             purpose="ema",
             max_tokens=48,
             response_format={"type": "json", "schema": schema},
+            memory=memory,
             step=day,
         )
         answers = _json_object(raw)
@@ -476,7 +528,8 @@ class CohortEpisode(Episode):
         for k, v in changes.items():
             self.record_state(student, f"llm_delta:{k}", v, text=raw, source="llm", t=day)
 
-    async def _interviews(self, day: int) -> None:
+    def _interviews(self, day: int) -> list[Coroutine[Any, Any, None]]:
+        """The day's interviews, each with the student's memory as it is now."""
         asked = [
             (i, s)
             for i in self.scenario.interviews
@@ -485,13 +538,14 @@ class CohortEpisode(Episode):
             if s in self.students
         ]
 
-        async def one(interview: Interview, student: str) -> None:
+        async def one(interview: Interview, student: str, memory: Any) -> None:
             answer = await self.ask(
                 student,
                 interview.question,
                 purpose="interview",
                 max_tokens=96,
                 temperature=self.scenario.temperature,
+                memory=memory,
                 step=day,
             )
             self.record_state(
@@ -503,7 +557,7 @@ class CohortEpisode(Episode):
                 t=day,
             )
 
-        await asyncio.gather(*(one(i, s) for i, s in asked))
+        return [one(i, s, self.agents[s].memory.snapshot()) for i, s in asked]
 
 
 def diary_line(
@@ -530,7 +584,8 @@ def diary_line(
         f"stress {state['stress']:.0f}/100, mood {state['mood']:.0f}/100, "
         f"energy {state['energy']:.0f}/100"
     )
-    return f"{parts[0]}: " + ", ".join(facts or ["no phone data"]) + f". You feel: {feel}."
+    seen = f" Online: {events['post']}" if events.get("post") else ""
+    return f"{parts[0]}: " + ", ".join(facts or ["no phone data"]) + f".{seen} You feel: {feel}."
 
 
 def adjusted(state: Any, deltas: Mapping[str, float]) -> Any:

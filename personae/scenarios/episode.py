@@ -323,15 +323,26 @@ class Episode:
         )
 
     async def run_probes(self, moment: Moment, state: Mapping[str, Any]) -> None:
-        """Run every probe due at this point, in order."""
+        """Run every probe due at this point (see :meth:`probe_at`)."""
         if not self.scenario.probes:
             return
         point = ProbePoint(
             moment=moment, session=state["session"], turn=state["turn"], step=state["step"]
         )
-        for probe in self.scenario.probes:
-            if probe.due(point):
-                await probe(self, point)
+        await self.probe_at(point)
+
+    async def probe_at(self, point: ProbePoint) -> None:
+        """Run every probe due at ``point``, all at once.
+
+        Probes are side-effect free (they never touch the conversation or any
+        memory), so they run concurrently: their requests share the server's
+        batch instead of queueing behind one another. Each is started in the
+        order the scenario lists them, so occasion numbers and seeds do not
+        depend on timing.
+        """
+        await asyncio.gather(
+            *(probe(self, point) for probe in self.scenario.probes if probe.due(point))
+        )
 
     async def carry_memory(self, state: Mapping[str, Any]) -> None:
         """Prepare every agent's memory for the next session, as the scenario says."""

@@ -8,31 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from e2e import ROOT, personae, q
 
 from personae import Experiment
 from personae.scenarios.builtin import counseling
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def personae(*args, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "personae.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        **kwargs,
-    )
-
-
-def q(db, sql):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_counseling_experiment_lands_in_sqlite(vllm_server, tmp_path):

@@ -1,22 +1,9 @@
 """Questionnaires and the judge on the real embedded server, read back with SQL."""
 
-import sqlite3
-import subprocess
-import sys
-from pathlib import Path
+from e2e import personae, q
 
 from personae import Experiment, Judge, Probe
 from personae.scenarios.builtin import counseling
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def q(db, sql):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_questionnaire_subset_and_judge_land_in_scores(vllm_server, tmp_path):
@@ -72,21 +59,7 @@ def test_report_writes_html_with_drift_figures(vllm_server, tmp_path):
     Experiment(scenario=scenario, grid={"client": ["maya", "james"]}, replicates=2).run(
         db, base_url=vllm_server.base_url, max_in_flight=32
     )
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personae.cli",
-            "report",
-            str(db),
-            "--out",
-            str(tmp_path / "r.html"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
+    r = personae("report", str(db), "--out", str(tmp_path / "r.html"))
     assert r.returncode == 0, r.stderr
     html = (tmp_path / "r.html").read_text()
     assert "Trait drift" in html

@@ -1,30 +1,8 @@
 """Debate, group discussion and student cohort on the real embedded server, read back with SQL."""
 
 import json
-import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def personae(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "personae.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
-
-
-def q(db, sql):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+from e2e import personae, q
 
 
 def test_debate_runs_and_records_agreement_before_during_after(vllm_server, tmp_path):

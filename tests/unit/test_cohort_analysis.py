@@ -2,48 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from handmade import HandMadeDb
 from scipy import stats
 
 from personae.analysis import cohort, cohort_report
 from personae.analysis.report import write_report
-from personae.store.database import Database
 
 
-class Store:
+class Store(HandMadeDb):
     """Writes episodes, students, states and scores straight into a personae database."""
 
     def __init__(self, path: Path) -> None:
-        Database(path).close()
-        self.path = path
-        self.con = sqlite3.connect(path)
-        self.con.execute(
-            "INSERT INTO experiments (id, name, scenario, config_hash, config_json, seed, model,"
-            " created_at) VALUES (1, 'cohort', 'cohort', 'h', '{}', 1, 'fake', 'now')"
-        )
-        self.agents: dict[tuple[int, str], int] = {}
+        super().__init__(path, scenario="cohort")
 
     def episode(self, replicate: int = 0, status: str = "complete", param_index: int = 0) -> int:
         params = {"n_students": 12, "days": 14, "source": "synthetic"}
-        cur = self.con.execute(
-            "INSERT INTO episodes (experiment_id, param_index, replicate, params_json, seed,"
-            " status) VALUES (1, ?, ?, ?, 0, ?)",
-            (param_index, replicate, json.dumps(params), status),
-        )
-        return int(cur.lastrowid or 0)
+        return self.add_episode(params, param_index=param_index, replicate=replicate, status=status)
 
     def agent(self, episode: int, name: str, role: str = "student") -> None:
-        cur = self.con.execute(
-            "INSERT INTO agents (episode_id, name, role, persona_json) VALUES (?, ?, ?, '{}')",
-            (episode, name, role),
-        )
-        self.agents[episode, name] = int(cur.lastrowid or 0)
+        self.add_agent(episode, name, role)
 
     def state(
         self, episode: int, name: str, t: int, variable: str, value: float, source: str = "rule"
@@ -69,11 +51,6 @@ class Store:
                 value,
             ),
         )
-
-    def done(self) -> Path:
-        self.con.commit()
-        self.con.close()
-        return self.path
 
 
 def _trial(path: Path, effect: float, replicates: int = 2, students: int = 12) -> Path:

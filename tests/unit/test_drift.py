@@ -2,49 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from handmade import HandMadeDb
 
 from personae.analysis import agreement, drift
-from personae.store.database import Database
 
 
-class Store:
+class Store(HandMadeDb):
     """Writes experiments, episodes, agents and scores straight into a personae database."""
 
     def __init__(self, path: Path) -> None:
-        Database(path).close()
-        self.path = path
-        self.con = sqlite3.connect(path)
-        self.con.execute(
-            "INSERT INTO experiments (id, name, scenario, config_hash, config_json, seed, model,"
-            " created_at) VALUES (1, 'drift', 'counseling', 'h', '{}', 1, 'fake', 'now')"
-        )
-        self.agents: dict[tuple[int, str], int] = {}
+        super().__init__(path, scenario="counseling")
 
     def episode(
         self, param_index: int = 0, replicate: int = 0, status: str = "complete", **params: object
     ) -> int:
-        cur = self.con.execute(
-            "INSERT INTO episodes (experiment_id, param_index, replicate, params_json, seed,"
-            " status) VALUES (1, ?, ?, ?, 0, ?)",
-            (param_index, replicate, json.dumps(params), status),
-        )
-        return int(cur.lastrowid or 0)
+        return self.add_episode(params, param_index=param_index, replicate=replicate, status=status)
 
     def agent(self, episode: int, name: str = "Sam", **big_five: float) -> None:
         persona = {"name": name, "role": "client", "big_five": big_five}
-        cur = self.con.execute(
-            "INSERT INTO agents (episode_id, name, role, persona_json) VALUES (?, ?, 'client', ?)",
-            (episode, name, json.dumps(persona)),
-        )
-        self.agents[episode, name] = int(cur.lastrowid or 0)
+        self.add_agent(episode, name, "client", persona)
 
     def score(
         self,
@@ -81,11 +63,6 @@ class Store:
                 source,
             ),
         )
-
-    def done(self) -> Path:
-        self.con.commit()
-        self.con.close()
-        return self.path
 
 
 @pytest.fixture

@@ -11,25 +11,19 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from handmade import HandMadeDb
 
 from personae.analysis import persuasion, persuasion_report
 from personae.analysis.report import write_report
-from personae.store.database import Database
 
 T_975_DF2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2)
 
 
-class DebateStore:
+class DebateStore(HandMadeDb):
     """Writes debates the way the debate scenario stores them: params, two agents, states, turns."""
 
     def __init__(self, path: Path) -> None:
-        Database(path).close()
-        self.path = path
-        self.con = sqlite3.connect(path)
-        self.con.execute(
-            "INSERT INTO experiments (id, name, scenario, config_hash, config_json, seed, model,"
-            " created_at) VALUES (1, 'debate', 'debate', 'h', '{}', 1, 'fake', 'now')"
-        )
+        super().__init__(path, scenario="debate")
         self.count = 0
 
     def debate(
@@ -102,11 +96,6 @@ class DebateStore:
             (episode, 2 * episode, occasion, scale, value),
         )
 
-    def close(self) -> Path:
-        self.con.commit()
-        self.con.close()
-        return self.path
-
 
 def synthetic(seed: int = 7, n: int = 400, planted: float = 1.0) -> pl.DataFrame:
     """Debates whose latent post-agreement (toward the opponent) gets ``planted`` log odds
@@ -148,7 +137,7 @@ def test_shift_is_toward_the_opponent_for_both_sides(tmp_path: Path) -> None:
     store.debate(side="con", pre=2, post=4, opponent="human")  # away from con opponent: -2
     store.debate(side="pro", pre=3, post=None)  # unreadable post
     store.debate(side="pro", pre=1, post=5, status="failed")  # does not count
-    table = persuasion.debates(store.close()).sort("episode_id")
+    table = persuasion.debates(store.done()).sort("episode_id")
     assert table["episode_id"].to_list() == [1, 2, 3, 4]
     assert table["shift"].to_list() == [2.0, 2.0, -2.0, None]
     assert table["any_shift"].to_list() == [True, True, False, None]
@@ -174,14 +163,14 @@ def test_debates_reads_measured_traits_and_the_first_readable_answers(tmp_path: 
         " VALUES (?, ?, 9, 'agreement', NULL, 'no idea', 'post')",
         (episode, 2 * episode),
     )
-    row = persuasion.debates(store.close()).row(0, named=True)
+    row = persuasion.debates(store.done()).row(0, named=True)
     assert (row["agreeableness"], row["openness"], row["neuroticism"]) == (4.0, 2.0, None)
     assert (row["target_A"], row["target_O"], row["target_C"]) == (4.5, 1.5, None)
     assert row["education"] == "PhD" and row["post"] == 4.0
 
 
 def test_empty_database_gives_documented_empty_frames(tmp_path: Path) -> None:
-    db = DebateStore(tmp_path / "e.db").close()
+    db = DebateStore(tmp_path / "e.db").done()
     table = persuasion.debates(db)
     assert table.is_empty() and list(table.schema) == list(persuasion.DEBATES_SCHEMA)
     assert persuasion.stances(db).columns == list(persuasion.STANCES_SCHEMA)
@@ -339,7 +328,7 @@ def test_stances_and_curves_on_hand_made_debates(tmp_path: Path) -> None:
     store.debate(side="pro", pre=2, turns=[3, None, 4], post=4, personalised=True)
     store.debate(side="con", pre=4, turns=[3, 2, 2], post=1, personalised=True)
     store.debate(side="pro", opponent="human", pre=3, turns=[3, 3, 3], post=3)
-    db = store.close()
+    db = store.done()
     steps = persuasion.stances(db)
     first = steps.filter(pl.col("episode_id") == 1)
     assert first["index"].to_list() == [0, 1, 2, 3, 4]
@@ -378,7 +367,7 @@ def _report_db(tmp_path: Path) -> Path:
             post=post,
             turns=[pre, post],
         )
-    return store.close()
+    return store.done()
 
 
 def test_section_builds_persuasion_html_with_figures(tmp_path: Path) -> None:
@@ -396,13 +385,13 @@ def test_section_shows_a_regression_error_instead_of_failing(tmp_path: Path) -> 
     store = DebateStore(tmp_path / "one.db")
     for pre, post in [(2, 3), (3, 3), (4, 5)]:
         store.debate(opponent="ai", personalised=True, pre=pre, post=post)
-    body = persuasion_report.section().build(store.close())
+    body = persuasion_report.section().build(store.done())
     assert body is not None and "Not estimated: only one condition" in body
     assert "No stance was measured during the debates" in body
 
 
 def test_section_is_none_without_debates(tmp_path: Path) -> None:
-    db = DebateStore(tmp_path / "n.db").close()
+    db = DebateStore(tmp_path / "n.db").done()
     con = sqlite3.connect(db)
     con.execute(
         "INSERT INTO episodes (id, experiment_id, param_index, replicate, params_json, seed,"
@@ -431,6 +420,6 @@ def test_plots_return_figures_and_save(tmp_path: Path) -> None:
     ticks = [t.get_text() for t in curves.axes[0].get_xticklabels()]
     assert ticks[0] == "pre" and ticks[-1] == "post"
     empty = persuasion_report.plot_stance_curves(
-        persuasion.stances(DebateStore(tmp_path / "x.db").close())
+        persuasion.stances(DebateStore(tmp_path / "x.db").done())
     )
     assert empty.texts

@@ -10,7 +10,8 @@ term. The full StudentLife-sized term is one parameter away:
 Parameters (grid names): ``n_students``, ``days``, ``sensing`` (``synthetic``
 or a folder), ``graph`` (peer network kind), ``conversations`` (peer
 conversations per student per day), ``ema_rate``, ``journal`` (the LLM journal
-step), ``intervention`` (``none``, ``extra_sleep``, ``fewer_deadlines``,
+step), ``media`` (chance a student sees a social-media post on a day, 0 for
+none), ``intervention`` (``none``, ``extra_sleep``, ``fewer_deadlines``,
 ``more_social``: half the cohort treated from mid-term), ``questionnaires``
 (``full`` adds the whole IPIP-NEO-120, ``short`` the default, ``none``).
 """
@@ -50,6 +51,14 @@ def _interventions(kind: str, days: int) -> tuple[Any, ...]:
             }
         ),
     )
+
+
+def _feed(rate: float) -> Any:
+    from personae.environments.media import Feed
+
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"media is a daily chance between 0 and 1, got {rate}")
+    return Feed(rate=rate) if rate > 0 else None
 
 
 def _probes(kind: str) -> tuple[Probe, ...]:
@@ -93,6 +102,7 @@ def _configure(scenario: Any, params: Mapping[str, Any]) -> Any:
             "conversations": float(params["conversations"]),
             "ema_rate": float(params["ema_rate"]),
             "journal": bool(params["journal"]),
+            "feed": _feed(float(params.get("media", 0.0))),
             "interventions": _interventions(str(params["intervention"]), days),
             "probes": _probes(str(params["questionnaires"])),
         }
@@ -147,6 +157,7 @@ def student_cohort(
     conversations: float = 0.3,
     ema_rate: float = 1.0,
     journal: bool = False,
+    media: float = 0.0,
     intervention: str = "none",
     questionnaires: str = "short",
 ) -> Cohort:
@@ -165,6 +176,7 @@ def student_cohort(
             "conversations": conversations,
             "ema_rate": ema_rate,
             "journal": journal,
+            "media": media,
             "intervention": intervention,
             "questionnaires": questionnaires,
         },
