@@ -39,9 +39,16 @@ class Format(StrEnum):
 
 
 def main() -> None:
-    """Entry point of the ``personae`` script."""
+    """Entry point of the ``personae`` script.
+
+    ``kill`` (SIGTERM) stops any command the way Ctrl-C does: a run marks its
+    unfinished episodes and stops the embedded server it started.
+    """
+    from personae.llm.server import sigterm_as_interrupt
+
     try:
-        app()
+        with sigterm_as_interrupt():
+            app()
     except PersonaeError as exc:
         _print_and_exit(str(exc))
     except ValidationError as exc:

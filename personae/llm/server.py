@@ -29,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -552,7 +552,10 @@ class EmbeddedServer:
         Raises:
             ServerError: It failed to start or died while serving.
         """
-        previous = _raise_keyboard_interrupt_on_sigterm()
+        with sigterm_as_interrupt():
+            self._serve(echo)
+
+    def _serve(self, echo: Callable[[str], None]) -> None:
         try:
             self._launch()
             echo(f"Starting vLLM for {self.model!r} at {self.base_url} (log: {self.log_path}).")
@@ -570,21 +573,40 @@ class EmbeddedServer:
             echo("Stopping the server.")
         finally:
             self.stop()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
 
     def __repr__(self) -> str:
         return f"EmbeddedServer({self.model!r} at {self.base_url}, running={self.running})"
 
 
-def _raise_keyboard_interrupt_on_sigterm() -> Any:
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``) stops the program the way Ctrl-C does.
+
+    The SIGINT handler in force is called (inside ``asyncio.run`` that cancels
+    the main task, so a run keeps what is complete and marks the rest).
+
+    Python's default SIGTERM ends the process at once: no ``finally`` runs, so
+    an embedded server (in its own process group) would outlive its owner and
+    nothing would mark unfinished episodes. Outside the main thread, signals
+    are left alone.
+    """
+
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        on_interrupt = signal.getsignal(signal.SIGINT)
+        if callable(on_interrupt):  # e.g. asyncio.run's: cancel the main task, then stop
+            on_interrupt(signal.SIGINT, frame)
+        else:  # Ctrl-C is ignored here (a background job): stop anyway
+            raise KeyboardInterrupt
 
     try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        return None
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _get(client: httpx.Client, url: str) -> httpx.Response | None:

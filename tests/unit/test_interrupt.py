@@ -1,4 +1,4 @@
-"""Ctrl-C mid-run: every completed episode is kept, nothing half-done counts, a rerun finishes."""
+"""Ctrl-C or kill mid-run: every completed episode is kept, nothing half-done counts, a rerun finishes."""
 
 import signal
 import sqlite3
@@ -7,21 +7,26 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import sys
     from personae import Experiment, FunctionModel, Persona, Scenario
+    from personae.llm.server import sigterm_as_interrupt
 
     sc = Scenario(name="slow", agents=[Persona(name="A"), Persona(name="B")], max_turns=6)
     exp = Experiment(scenario=sc, replicates=40, seed=5)
     model = FunctionModel(lambda m, c: "ok", latency=float(sys.argv[2]))
-    summary = exp.run(sys.argv[1], model, max_episodes=4)
+    with sigterm_as_interrupt():  # what the personae command does
+        summary = exp.run(sys.argv[1], model, max_episodes=4)
     print("interrupted" if summary.interrupted else "finished", summary.complete, flush=True)
     """
 )
 
 
-def test_sigint_keeps_completed_episodes_and_rerun_finishes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_interrupt_keeps_completed_episodes_and_rerun_finishes(tmp_path, signum):
     script = tmp_path / "slow.py"
     script.write_text(SCRIPT)
     db = tmp_path / "slow.db"
@@ -41,7 +46,7 @@ def test_sigint_keeps_completed_episodes_and_rerun_finishes(tmp_path):
             continue
         if done >= 4:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=60)
     word, complete = out.split()
     assert word == "interrupted"
