@@ -152,9 +152,34 @@ def _vllm_flags(
         "VLLM_USE_AOT_COMPILE": "0",
         # Keep compiled kernels across reboots (the default is /tmp).
         "TORCHINDUCTOR_CACHE_DIR": str(cache_dir / "torchinductor"),
+        **_cpu_binding(),
     }
     # Settings the user made in the environment win.
     return flags, {key: os.environ.get(key, value) for key, value in env.items()}
+
+
+#: Machines with at most this many usable CPUs give the server all of them.
+SMALL_MACHINE_CPUS = 4
+
+
+def _cpu_binding() -> dict[str, str]:
+    """On a small machine, let vLLM's compute threads use every CPU.
+
+    vLLM binds its worker to all CPUs but one and keeps that one for its
+    scheduler. On 2 cores that halves the machine: with both cores bound the
+    server did 1.7x (short chats, 64 in flight) to 1.8x (24 prompts of 430
+    tokens) the tokens per second, with the same tokens for the same seeds
+    (measured on a 2-core x86 machine; docs/server.md). The scheduler and the
+    API server then share the cores, which costs less than an idle core.
+    Larger machines keep vLLM's choice.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not cpus or len(cpus) > SMALL_MACHINE_CPUS:
+        return {}
+    return {
+        "VLLM_CPU_OMP_THREADS_BIND": ",".join(str(cpu) for cpu in cpus),
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    }
 
 
 def _is_hub_id(model: str) -> bool:

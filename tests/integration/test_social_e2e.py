@@ -64,7 +64,8 @@ def test_student_cohort_has_states_for_every_student_and_day(vllm_server, tmp_pa
     db = tmp_path / "cohort.db"
     r = personae(
         "run", "student-cohort", "--set", "n_students=4", "--set", "days=3",
-        "--set", "questionnaires=none", "--set", "conversations=1.0", "--replicates", "1",
+        "--set", "questionnaires=none", "--set", "conversations=1.0", "--set", "media=1.0",
+        "--replicates", "1",
         "--db", str(db), "--base-url", vllm_server.base_url, "--no-progress",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -78,6 +79,10 @@ def test_student_cohort_has_states_for_every_student_and_day(vllm_server, tmp_pa
     }
     ema = q(db, "SELECT COUNT(*), SUM(value IS NOT NULL) FROM states WHERE variable = 'ema_stress'")
     assert ema[0][0] == 4 * 3 and ema[0][1] >= 10  # constrained JSON answers read back
+    # a post every day for everyone, recorded with its kind and text
+    assert q(db, "SELECT COUNT(*) FROM states WHERE variable = 'media' AND source = 'media'") == [
+        (4 * 3,)
+    ]
     r = personae("report", str(db), "--out", str(tmp_path / "cohort.html"))
     assert r.returncode == 0, r.stderr
     assert "Student cohort" in (tmp_path / "cohort.html").read_text()
