@@ -165,7 +165,7 @@ def student_cohort(
     base = Cohort(
         name="student-cohort",
         agents=students(max(n_students, 2)),
-        max_tokens=60,
+        max_tokens=40,  # a line or two of small talk; each reply is on the day's critical path
         temperature=0.8,
         memory_window=10,
         params={
