@@ -117,6 +117,10 @@ class Cohort(Scenario):
         rule: The daily state rule.
         interventions: Applied to treated students from their start day.
         ema_rate: Chance a student answers the EMA on a given day.
+        ema_window: How many of the student's latest memories (diary lines and
+            what was said) the EMA is answered from; None for the whole memory
+            window. An EMA asks about today, and the prompt is most of the cost
+            of a cohort run on a CPU server.
         conversations: Expected peer conversations per student per day.
         journal: Add the LLM journal step (a journal, then an inferred state change).
         feed: Social-media exposure (:class:`~personae.environments.media.Feed`),
@@ -129,6 +133,7 @@ class Cohort(Scenario):
     rule: Any = None
     interventions: tuple[Any, ...] = ()
     ema_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    ema_window: int | None = Field(default=4, ge=1)
     conversations: float = Field(default=0.3, ge=0.0, le=5.0)
     journal: bool = False
     feed: Any = None
@@ -165,6 +170,7 @@ class Cohort(Scenario):
                 for i in self.interventions
             ],
             "ema_rate": self.ema_rate,
+            "ema_window": self.ema_window,
             "conversations": self.conversations,
             "journal": self.journal,
             "feed": self.feed.model_dump() if self.feed is not None else None,
@@ -354,7 +360,7 @@ class CohortEpisode(Episode):
         # EMAs and interviews change nothing, so they need not hold up tomorrow: each is
         # asked from a memory snapshot taken now and runs while the next day's
         # conversations do (the server gets both at once). ``finish`` waits for them.
-        asks = [self._ema(s, day, self.agents[s].memory.snapshot()) for s in due]
+        asks = [self._ema(s, day, self._recent(s, self.scenario.ema_window)) for s in due]
         asks += self._interviews(day)
         if asks:
             self._pending.append(asyncio.ensure_future(asyncio.gather(*asks)))
@@ -440,6 +446,13 @@ class CohortEpisode(Episode):
                 self._step,
             )
         )
+
+    def _recent(self, student: str, count: int | None) -> Any:
+        """A snapshot of the student's memory keeping only the latest ``count`` entries."""
+        snapshot = self.agents[student].memory.snapshot()
+        if count is not None:
+            del snapshot.entries[:-count]
+        return snapshot
 
     async def _ema(self, student: str, day: int, memory: Any) -> None:
         from personae.environments.studentlife import STRESS_LABELS, stress_score

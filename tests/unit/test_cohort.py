@@ -168,3 +168,22 @@ def test_validation_lays_simulated_next_to_real_data(tmp_path):
     assert not correlations.is_empty() and {"r_sim", "r_real", "gap"} <= set(correlations.columns)
     stress = distributions.filter(distributions["variable"] == "ema_stress")
     assert stress["n_sim"][0] == 4 * 6 and stress["n_real"][0] > 0
+
+
+def _ema_prompts(model):
+    return [c.messages for c in model.calls if "Quick check-in" in c.messages[-1]["content"]]
+
+
+async def test_the_ema_is_answered_from_the_latest_memories_ending_with_todays_diary():
+    _, _, model = await run(small(days=6, conversations=1.0))
+    prompts = _ema_prompts(model)
+    assert len(prompts) == 4 * 6
+    for messages in prompts:
+        assert messages[0]["role"] == "system"
+        assert len(messages) - 2 <= 4  # system + at most 4 memories + the question
+    last_day = [m for m in prompts if "Day 6" in m[-2]["content"]]
+    assert len(last_day) == 4 and all(m[-2]["content"].startswith("Diary: Day 6") for m in last_day)
+    _, _, whole = await run(
+        small(days=6, conversations=1.0).model_copy(update={"ema_window": None})
+    )
+    assert max(len(m) for m in _ema_prompts(whole)) > 6
