@@ -171,8 +171,11 @@ def _cpu_binding() -> dict[str, str]:
     tokens) the tokens per second, with the same tokens for the same seeds
     (measured on a 2-core x86 machine; docs/server.md). The scheduler and the
     API server then share the cores, which costs less than an idle core.
-    Larger machines keep vLLM's choice.
+    Larger machines keep vLLM's choice, and so does anyone who sets
+    ``VLLM_CPU_OMP_THREADS_BIND`` (``auto`` is vLLM's default).
     """
+    if "VLLM_CPU_OMP_THREADS_BIND" in os.environ:  # the user's binding, vLLM's rules
+        return {}
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if not cpus or len(cpus) > SMALL_MACHINE_CPUS:
         return {}
