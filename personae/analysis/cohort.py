@@ -65,9 +65,8 @@ DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("feature:conversation_minutes", "mood"),
 )
 
-_CONTEXT = EPISODE_CONTEXT
 #: Columns of :func:`state_series` (``param:<name>`` columns follow).
-SERIES_SCHEMA: dict[str, Any] = _CONTEXT | {
+SERIES_SCHEMA: dict[str, Any] = EPISODE_CONTEXT | {
     "student": pl.String,
     "role": pl.String,
     "session": pl.Int64,

@@ -51,9 +51,8 @@ ESTEBAN_RAY_ALPHA = 1.6
 #: Sarle's bimodality coefficient above this (the value of a uniform distribution) hints at bimodality.
 BIMODALITY_THRESHOLD = 5 / 9
 
-_CONTEXT = EPISODE_CONTEXT
 #: Columns of :func:`opinions` (``param:<name>`` columns follow).
-OPINIONS_SCHEMA: dict[str, Any] = _CONTEXT | {
+OPINIONS_SCHEMA: dict[str, Any] = EPISODE_CONTEXT | {
     "agent": pl.String,
     "role": pl.String,
     "session": pl.Int64,
@@ -112,7 +111,7 @@ def load_group(db: str | Path) -> GroupData:
             " JOIN experiments x ON x.id = e.experiment_id WHERE e.status = 'complete'"
             " ORDER BY e.id",
         ),
-        _CONTEXT,
+        EPISODE_CONTEXT,
     )
     members = _typed(
         read_sql(
@@ -290,7 +289,7 @@ def time_to_consensus(opinions: OpinionSource, tolerance: float = 0.5) -> pl.Dat
         "range_last": pl.Float64,
         "mean_last": pl.Float64,
     }
-    context = dynamics.select([c for c in dynamics.columns if c in _CONTEXT or _is_param(c)])
+    context = dynamics.select([c for c in dynamics.columns if c in EPISODE_CONTEXT or _is_param(c)])
     return _with_context(pl.DataFrame(rows, schema=schema), context.unique("episode_id"))
 
 
@@ -815,7 +814,9 @@ def _is_param(column: str) -> bool:
 
 def _context_of(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per episode with the context and ``param:`` columns ``frame`` carries."""
-    columns = [c for c in frame.columns if (c in _CONTEXT and c != "episode_id") or _is_param(c)]
+    columns = [
+        c for c in frame.columns if (c in EPISODE_CONTEXT and c != "episode_id") or _is_param(c)
+    ]
     return frame.group_by("episode_id", maintain_order=True).agg(pl.col(c).first() for c in columns)
 
 
@@ -823,12 +824,12 @@ def _with_context(frame: pl.DataFrame, context: pl.DataFrame) -> pl.DataFrame:
     """Context columns first, then ``frame``'s own, then ``param:<name>``."""
     extra = [c for c in context.columns if c not in frame.columns or c == "episode_id"]
     out = frame.join(context.select(extra), on="episode_id", how="left", maintain_order="left")
-    head = [c for c in _CONTEXT if c in out.columns]
+    head = [c for c in EPISODE_CONTEXT if c in out.columns]
     own = [c for c in frame.columns if c not in head]
     params = sorted(c for c in out.columns if _is_param(c) and c not in own)
-    missing = {c: t for c, t in _CONTEXT.items() if c not in out.columns}
+    missing = {c: t for c, t in EPISODE_CONTEXT.items() if c not in out.columns}
     out = out.with_columns(pl.lit(None, t).alias(c) for c, t in missing.items())
-    return out.select([*_CONTEXT, *own, *params])
+    return out.select([*EPISODE_CONTEXT, *own, *params])
 
 
 def _pick(frame: pl.DataFrame, episode_id: int | None) -> int | None:

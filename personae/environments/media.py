@@ -138,6 +138,8 @@ class Feed(BaseModel):
             rng = random.Random(derive_seed(seed, "feed", student))
             peers = list(neighbours(student)) if neighbours else []
             for day in range(days):
+                # Every day draws the same three numbers, seen or not, so a higher
+                # rate adds exposures without changing the posts of the others.
                 seen = rng.random() < self.rate
                 post = rng.choices(self.posts, weights=weights)[0]
                 peer = rng.choice(peers) if peers else "A classmate"

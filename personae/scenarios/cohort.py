@@ -363,7 +363,7 @@ class CohortEpisode(Episode):
         asks = [self._ema(s, day, self._recent(s, self.scenario.ema_window)) for s in due]
         asks += self._interviews(day)
         if asks:
-            self._pending.append(asyncio.ensure_future(asyncio.gather(*asks)))
+            self._pending.append(asyncio.gather(*asks))
         return {"day": day + 1}
 
     # -- the day's parts --------------------------------------------------------------------
@@ -570,7 +570,7 @@ class CohortEpisode(Episode):
                 t=day,
             )
 
-        return [one(i, s, self.agents[s].memory.snapshot()) for i, s in asked]
+        return [one(i, s, self._recent(s, None)) for i, s in asked]
 
 
 def diary_line(

@@ -102,7 +102,7 @@ def _configure(scenario: Any, params: Mapping[str, Any]) -> Any:
             "conversations": float(params["conversations"]),
             "ema_rate": float(params["ema_rate"]),
             "journal": bool(params["journal"]),
-            "feed": _feed(float(params.get("media", 0.0))),
+            "feed": _feed(float(params["media"])),
             "interventions": _interventions(str(params["intervention"]), days),
             "probes": _probes(str(params["questionnaires"])),
         }
