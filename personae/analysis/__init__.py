@@ -32,6 +32,7 @@ from personae.analysis.group import (
 from personae.analysis.persuasion import (
     debates,
     ordinal_regression,
+    proportional_odds_test,
     published_comparison,
     shift_by_condition,
     stance_curves,
@@ -65,6 +66,7 @@ __all__ = [
     "plot_self_vs_judge",
     "plot_target_vs_measured",
     "plot_trajectories",
+    "proportional_odds_test",
     "published_comparison",
     "read_sql",
     "reciprocity",

@@ -13,15 +13,15 @@ from typing import Any
 
 import polars as pl
 
-from personae.analysis.drift import (
-    _MEASURE,
-    _RESPONDENT,
+from personae.analysis.trait_frames import (
+    MEASURE,
+    RESPONDENT,
     Scores,
-    _finite,
-    _load,
-    _pearson,
-    _per_occasion,
-    _select,
+    finite,
+    load_scores,
+    pearson,
+    per_occasion,
+    select_scores,
 )
 
 
@@ -58,7 +58,7 @@ def icc_across_replicates(
         ``n_raters``, ``reason`` (why ``icc`` is null: too few targets or
         replicates, no variance).
     """
-    frame = _per_occasion(_select(_load(scores), instrument, level, source))
+    frame = per_occasion(select_scores(load_scores(scores), instrument, level, source))
     if occasion is not None:
         frame = frame.filter(pl.col("occasion") == occasion)
     frame = frame.filter(pl.col("value").is_not_null()).with_columns(
@@ -70,7 +70,7 @@ def icc_across_replicates(
         if types is None or name in types or alias in types
     ]
     rows: list[dict[str, Any]] = []
-    keys = ["experiment_id", *_MEASURE, "occasion"]
+    keys = ["experiment_id", *MEASURE, "occasion"]
     for key, group in frame.partition_by(keys, as_dict=True, maintain_order=True).items():
         common = dict(zip(keys, key, strict=True))
         results, n_targets, n_raters, reason = _icc(group)
@@ -89,12 +89,12 @@ def icc_across_replicates(
             )
     schema = (
         {"experiment_id": pl.Int64}
-        | {c: pl.String for c in _MEASURE}
+        | {c: pl.String for c in MEASURE}
         | {"occasion": pl.Int64, "type": pl.String, "alias": pl.String}
         | {c: pl.Int64 if c.startswith("df") else pl.Float64 for c in _ICC_STATS}
         | {"n_targets": pl.Int64, "n_raters": pl.Int64, "reason": pl.String}
     )
-    return pl.DataFrame(rows, schema=schema).sort(["experiment_id", *_MEASURE, "occasion"])
+    return pl.DataFrame(rows, schema=schema).sort(["experiment_id", *MEASURE, "occasion"])
 
 
 _ICC_TYPES = {
@@ -105,6 +105,7 @@ _ICC_TYPES = {
     "ICC(A,k)": "ICC2k",
     "ICC(C,k)": "ICC3k",
 }
+_ICC_NAMES = {alias: name for name, alias in _ICC_TYPES.items()}
 _ICC_STATS = ("icc", "ci_low", "ci_high", "f", "df1", "df2", "p")
 
 
@@ -135,11 +136,13 @@ def _icc(group: pl.DataFrame) -> tuple[dict[str, dict[str, float | None]], int, 
         return {}, n_targets, n_raters, f"pingouin failed: {exc}"
     results: dict[str, dict[str, float | None]] = {}
     for record in table.to_dict("records"):
-        ci = list(record["CI95"])
+        # pingouin < 0.7 names the types ICC1 ... ICC3k; < 0.6 calls the interval "CI95%".
+        name = _ICC_NAMES.get(str(record["Type"]), str(record["Type"]))
+        ci = list(record["CI95"] if "CI95" in record else record["CI95%"])
         values = [record["ICC"], *ci, record["F"], record["df1"], record["df2"], record["pval"]]
-        stats = dict(zip(_ICC_STATS, map(_finite, values), strict=True))
+        stats = dict(zip(_ICC_STATS, map(finite, values), strict=True))
         stats["df1"], stats["df2"] = int(record["df1"]), int(record["df2"])
-        results[str(record["Type"])] = stats
+        results[name] = stats
     reason = None
     if all(r["icc"] is None for r in results.values()):
         reason = "no variance between personas"
@@ -166,12 +169,13 @@ def test_retest(
     Returns:
         One row per scale: ``instrument``, ``source``, ``level``, ``scale``,
         ``first``, ``second`` (null = each respondent's last), ``n``, ``r``,
+        ``ci_low``, ``ci_high`` (95%, Fisher z; null with fewer than 4 pairs),
         ``p``, ``mean_first``, ``mean_second``, ``reason`` (why ``r`` is null).
     """
-    frame = _per_occasion(_select(_load(scores), instrument, level, source)).filter(
+    frame = per_occasion(select_scores(load_scores(scores), instrument, level, source)).filter(
         pl.col("value").is_not_null()
     )
-    keys = [*_RESPONDENT, *_MEASURE]
+    keys = [*RESPONDENT, *MEASURE]
     x = frame.filter(pl.col("occasion") == first).select([*keys, pl.col("value").alias("x")])
     later = frame.filter(pl.col("occasion") > first)
     if second is not None:
@@ -179,32 +183,36 @@ def test_retest(
     y = later.sort("occasion").group_by(keys).agg(pl.col("value").last().alias("y"))
     pairs = x.join(y, on=keys, how="inner")
     rows = []
-    for key, group in pairs.partition_by(_MEASURE, as_dict=True, maintain_order=True).items():
-        n, r, p, reason = _pearson(group["x"], group["y"])
+    for key, group in pairs.partition_by(MEASURE, as_dict=True, maintain_order=True).items():
+        corr = pearson(group["x"], group["y"])
         rows.append(
             {
-                **dict(zip(_MEASURE, key, strict=True)),
+                **dict(zip(MEASURE, key, strict=True)),
                 "first": first,
                 "second": second,
-                "n": n,
-                "r": r,
-                "p": p,
+                "n": corr.n,
+                "r": corr.r,
+                "ci_low": corr.ci_low,
+                "ci_high": corr.ci_high,
+                "p": corr.p,
                 "mean_first": group["x"].mean(),
                 "mean_second": group["y"].mean(),
-                "reason": reason,
+                "reason": corr.reason,
             }
         )
-    schema = {c: pl.String for c in _MEASURE} | {
+    schema = {c: pl.String for c in MEASURE} | {
         "first": pl.Int64,
         "second": pl.Int64,
         "n": pl.Int64,
         "r": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
         "p": pl.Float64,
         "mean_first": pl.Float64,
         "mean_second": pl.Float64,
         "reason": pl.String,
     }
-    return pl.DataFrame(rows, schema=schema).sort(_MEASURE)
+    return pl.DataFrame(rows, schema=schema).sort(MEASURE)
 
 
 # Not a pytest test, though its name starts with "test_".
@@ -257,21 +265,21 @@ def target_pairs(
         ``param_index``, ``replicate``, ``episode_id``, ``agent``, ``occasion``,
         ``scale``, ``target``, ``value``.
     """
-    frame = _per_occasion(
-        _load(scores).filter(
+    frame = per_occasion(
+        load_scores(scores).filter(
             (pl.col("level") == "domain")
             & pl.col("target").is_not_null()
             & pl.col("value").is_not_null()
         )
     )
     own = frame.filter((pl.col("instrument") == instrument) & (pl.col("source") == "self_report"))
-    first = pl.col("occasion").min().over([*_RESPONDENT, "scale"])
+    first = pl.col("occasion").min().over([*RESPONDENT, "scale"])
     parts = {
         "self-report baseline": own.filter(pl.col("occasion") == first),
         "self-report all": own,
         "judge all": frame.filter((pl.col("instrument") == judge) & (pl.col("source") == "judge")),
     }
-    columns = ["experiment_id", "param_index", "replicate", *_RESPONDENT, "occasion", "scale"]
+    columns = ["experiment_id", "param_index", "replicate", *RESPONDENT, "occasion", "scale"]
     return pl.concat(
         [
             part.select(pl.lit(measure).alias("measure"), *columns, "target", "value")
@@ -294,13 +302,13 @@ def self_judge_pairs(
         ``episode_id``, ``agent``, ``session``, ``point``, ``step``, ``scale``,
         ``self_report``, ``judge``, ``target``.
     """
-    frame = _per_occasion(
-        _load(scores).filter((pl.col("level") == "domain") & pl.col("value").is_not_null())
+    frame = per_occasion(
+        load_scores(scores).filter((pl.col("level") == "domain") & pl.col("value").is_not_null())
     ).with_columns(
         pl.col("session").fill_null(-1).alias("_session"),
         pl.when(pl.col("point") == "turn").then(pl.col("step")).otherwise(-1).alias("_step"),
     )
-    keys = [*_RESPONDENT, "_session", "point", "_step", "scale"]
+    keys = [*RESPONDENT, "_session", "point", "_step", "scale"]
     own = frame.filter((pl.col("instrument") == instrument) & (pl.col("source") == "self_report"))
     judged = frame.filter((pl.col("instrument") == judge) & (pl.col("source") == "judge"))
     pairs = own.select(
@@ -354,17 +362,17 @@ def _agreement(frame: pl.DataFrame, a: str, b: str, scales: Sequence[str]) -> li
         part = frame if scale == "all" else frame.filter(pl.col("scale") == scale)
         if part.is_empty():
             continue
-        n, r, p, reason = _pearson(part[a], part[b])
+        corr = pearson(part[a], part[b])
         diff = part[a] - part[b]
         rows.append(
             {
                 "scale": scale,
-                "n": n,
-                "r": r,
-                "p": p,
+                "n": corr.n,
+                "r": corr.r,
+                "p": corr.p,
                 "mean_diff": diff.mean(),
                 "mad": diff.abs().mean(),
-                "reason": reason,
+                "reason": corr.reason,
             }
         )
     return rows

@@ -1,4 +1,4 @@
-"""Student cohort: mental-state trajectories, intervention effects and the sensing-EMA link.
+"""Student cohort: mental-state trajectories, intervention effects and questionnaires.
 
 What is read (written by the cohort scenario; see ``docs/cohort.md``), from
 complete episodes and agents with role ``student``:
@@ -6,7 +6,8 @@ complete episodes and agents with role ``student``:
 - ``states`` with ``variable`` in :data:`STATE_VARIABLES` and ``source`` ``rule``
   (the daily rule) or ``llm`` (changes the model inferred), ``t`` = day;
 - EMA answers: ``variable`` in :data:`EMA_VARIABLES`, ``source = 'ema'``,
-  ``value`` numeric, ``text`` the raw answer;
+  ``value`` numeric, ``text`` the raw answer (items and the period each asks
+  about: :mod:`personae.environments.ema`);
 - sensing features: ``variable = 'feature:<name>'``, ``source = 'sensing'``;
 - interventions: ``variable = 'treated:<name>'``, ``value`` 1 (treated) or 0
   (control), ``t`` = the start day; where an episode has such rows, its
@@ -17,13 +18,15 @@ complete episodes and agents with role ``student``:
 
 A *unit* is one student in one episode (``episode_id`` x ``student``);
 replicates are episodes of the same parameter set. Functions take a database
-path, a :func:`state_series` frame, or any frame with ``student``, ``day`` and
-either ``variable``/``value`` columns (long) or one column per variable (wide,
-e.g. :func:`personae.environments.mental_state.simulate`'s output or a
-StudentLife features frame, whose sensing columns are read as
-``feature:<name>``). They return polars frames with documented columns, empty
-when there is nothing to analyse. scipy, statsmodels and matplotlib are
-imported only where used.
+path, a :func:`state_series` frame, or any frame
+:func:`~personae.analysis.cohort_series.as_series` reads. They return polars
+frames with documented columns, empty when there is nothing to analyse. scipy
+and statsmodels are imported only where used.
+
+Reading the data is :mod:`personae.analysis.cohort_series`; sensing features
+against self-reports (within and between students) and the comparison with
+real data are :mod:`personae.analysis.cohort_sensing`. Their public names are
+importable from here too.
 
 Example:
     >>> series = state_series("runs/cohort.db")  # doctest: +SKIP
@@ -33,52 +36,53 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from personae.analysis.frames import EPISODE_CONTEXT, read_sql, spread_params
-from personae.environments.mental_state import STATE_VARIABLES
-from personae.environments.sensing import FEATURES
-
-if TYPE_CHECKING:
-    pass
-
-#: EMA answers the cohort scenario writes (source ``ema``).
-EMA_VARIABLES = ("ema_stress", "ema_mood", "ema_sleep", "ema_social")
-#: Sources of mental-state rows.
-STATE_SOURCES = ("rule", "llm")
-#: Daily sensing features; stored as ``feature:<name>``.
-SENSING_FEATURES = FEATURES
-FEATURE_PREFIX = "feature:"
-TREATED_PREFIX = "treated:"
-#: (feature, outcome) pairs :func:`feature_outcome_correlations` reads by default.
-DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
-    ("feature:sleep_minutes", "ema_stress"),
-    ("feature:sleep_minutes", "ema_sleep"),
-    ("feature:conversation_minutes", "ema_mood"),
-    ("feature:conversation_count", "ema_social"),
-    ("feature:sleep_minutes", "stress"),
-    ("feature:conversation_minutes", "mood"),
+from personae.analysis.cohort_sensing import (
+    COMPARISON_SCHEMA,
+    DEFAULT_PAIRS,
+    EMA_SOURCES,
+    LEVELS,
+    RELATION_SCHEMA,
+    compare_correlations,
+    compare_distributions,
+    feature_outcome_relations,
+    source_series,
+    validation,
 )
+from personae.analysis.cohort_series import (
+    CONDITION_KEYS,
+    EMA_VARIABLES,
+    FEATURE_PREFIX,
+    SENSING_FEATURES,
+    SERIES_SCHEMA,
+    STATE_SOURCES,
+    TREATED_PREFIX,
+    UNIT_KEYS,
+    Cohort,
+    as_series,
+    demean,
+    dummy_rank,
+    group_codes,
+    state_series,
+    unit_days,
+)
+from personae.environments.mental_state import STATE_VARIABLES
 
-#: Columns of :func:`state_series` (``param:<name>`` columns follow).
-SERIES_SCHEMA: dict[str, Any] = EPISODE_CONTEXT | {
-    "student": pl.String,
-    "role": pl.String,
-    "session": pl.Int64,
-    "day": pl.Int64,
-    "variable": pl.String,
-    "value": pl.Float64,
-    "text": pl.String,
-    "source": pl.String,
-}
-_CONDITION = ["experiment_id", "param_index"]
-_UNIT = ["episode_id", "student"]
+_CONDITION = list(CONDITION_KEYS)
+_UNIT = list(UNIT_KEYS)
 _CI: dict[str, Any] = {"ci_low": pl.Float64, "ci_high": pl.Float64}
+#: How the pooled intervention effects are estimated (the ``method`` of their rows).
+POOLED_METHOD = (
+    "ols on student-days: episode-day effects (did: + student effects), "
+    "cluster-robust SE by student (episode x student), t(students - 1)"
+)
 #: Columns of :func:`cohort_trajectories` (``arm`` only with an intervention).
 TRAJECTORY_SCHEMA: dict[str, Any] = {
     "experiment_id": pl.Int64,
@@ -129,25 +133,6 @@ EFFECT_SCHEMA: dict[str, Any] = {
     "method": pl.String,
     "note": pl.String,
 }
-#: Columns of :func:`feature_outcome_correlations`.
-CORRELATION_SCHEMA: dict[str, Any] = {
-    "experiment_id": pl.Int64,
-    "param_index": pl.Int64,
-    "feature": pl.String,
-    "outcome": pl.String,
-    "lag": pl.Int64,
-    "within": pl.Boolean,
-    "n": pl.Int64,
-    "n_students": pl.Int64,
-    "pearson_r": pl.Float64,
-    "pearson_ci_low": pl.Float64,
-    "pearson_ci_high": pl.Float64,
-    "pearson_p": pl.Float64,
-    "spearman_r": pl.Float64,
-    "spearman_ci_low": pl.Float64,
-    "spearman_ci_high": pl.Float64,
-    "spearman_p": pl.Float64,
-}
 #: Columns of :func:`questionnaire_change` (``arm`` only with an intervention).
 QUESTIONNAIRE_SCHEMA: dict[str, Any] = {
     "experiment_id": pl.Int64,
@@ -161,35 +146,8 @@ QUESTIONNAIRE_SCHEMA: dict[str, Any] = {
     "mean_change": pl.Float64,
 } | _CI
 
-Cohort = str | Path | pl.DataFrame
-Values = Cohort | Sequence[pl.DataFrame] | Mapping[str, Sequence[float]]
 
-
-# --- frames -------------------------------------------------------------------------------------
-
-
-def state_series(db: str | Path, role: str | None = "student") -> pl.DataFrame:
-    """Every ``states`` row of the students of complete episodes, one row each.
-
-    Args:
-        db: A personae database.
-        role: Agents read; ``None`` reads every agent.
-
-    Returns:
-        :data:`SERIES_SCHEMA` (``student`` = agent name, ``day`` = ``t``),
-        then ``param:<name>`` for every episode parameter.
-    """
-    where = "" if role is None else "AND a.role = '" + role.replace("'", "''") + "'"
-    frame = read_sql(
-        db,
-        "SELECT x.name AS experiment, e.experiment_id, s.episode_id, e.param_index, e.replicate,"
-        " e.seed, e.params_json AS params, a.name AS student, a.role, s.session, s.t AS day,"
-        " s.variable, s.value, s.text, s.source FROM states s"
-        " JOIN episodes e ON e.id = s.episode_id JOIN experiments x ON x.id = e.experiment_id"
-        f" JOIN agents a ON a.id = s.agent_id WHERE e.status = 'complete' {where}"
-        " ORDER BY s.episode_id, a.name, s.variable, s.t, s.id",
-    )
-    return spread_params(_conform(frame, SERIES_SCHEMA))
+# --- trajectories and assignments ---------------------------------------------------------------
 
 
 def cohort_trajectories(
@@ -209,8 +167,8 @@ def cohort_trajectories(
         :data:`TRAJECTORY_SCHEMA` (plus ``arm`` after ``param_index`` with an
         intervention), one row per condition x source x variable x day.
     """
-    frame = _load(data)
-    values = _unit_days(frame, variables or (*STATE_VARIABLES, *EMA_VARIABLES))
+    frame = as_series(data)
+    values = unit_days(frame, variables or (*STATE_VARIABLES, *EMA_VARIABLES))
     keys = [*_CONDITION, "source", "variable", "day"]
     schema = dict(TRAJECTORY_SCHEMA)
     if intervention is not None:
@@ -244,7 +202,7 @@ def assignments(data: Cohort) -> pl.DataFrame:
         intervention but none of their own is a control; ``start_day`` is the
         earliest ``t`` of the intervention's rows in the episode.
     """
-    frame = _load(data)
+    frame = as_series(data)
     rows = frame.filter(pl.col("variable").str.starts_with(TREATED_PREFIX))
     if rows.is_empty():
         return pl.DataFrame(schema=ASSIGNMENT_SCHEMA)
@@ -280,12 +238,19 @@ def intervention_effects(
     - ``diff``: mean post value of treated units minus controls;
     - ``did`` (difference in differences): the same for each unit's post minus
       pre mean, null when there is no day before the start;
-    - per replicate (``scope = 'replicate'``): Welch's t-test and its 95% CI
-      (Welch-Satterthwaite df);
+    - per replicate (``scope = 'replicate'``): Welch's t-test on the unit
+      means and its 95% CI (``scipy.stats.ttest_ind``, Welch-Satterthwaite df);
     - pooled over the replicates of a parameter set (``scope = 'pooled'``): OLS
-      of the unit means on treatment with one fixed effect per episode, so each
-      replicate is compared within itself, with HC1 (heteroscedasticity-robust)
-      standard errors and t-based 95% CIs. Episodes without both arms are left out.
+      on the student-days (:data:`POOLED_METHOD`). ``diff``: the post-window
+      values on treatment with one effect per episode-day, so each replicate
+      and each day is compared within itself and the term's trend cancels;
+      ``did``: the pre- and post-window values on treatment x post with one
+      effect per student and per episode-day (two-way fixed effects), from
+      the units with days on both sides. A student's days are not independent
+      of each other (stable differences, slow moods), so standard errors are
+      cluster-robust by unit (episode x student; statsmodels
+      ``cov_type="cluster"``, CR1) and CIs and p use t with units - 1 df.
+      Episodes without both arms are left out.
 
     Args:
         data: A database or a :func:`state_series` frame.
@@ -295,9 +260,9 @@ def intervention_effects(
     Returns:
         :data:`EFFECT_SCHEMA`; ``note`` says why a CI is missing.
     """
-    frame = _load(data)
+    frame = as_series(data)
     arms = assignments(frame)
-    values = _unit_days(frame, variables or (*STATE_VARIABLES, *EMA_VARIABLES))
+    values = unit_days(frame, variables or (*STATE_VARIABLES, *EMA_VARIABLES))
     if arms.is_empty() or values.is_empty():
         return pl.DataFrame(schema=EFFECT_SCHEMA)
     joined = values.join(
@@ -306,6 +271,8 @@ def intervention_effects(
     post = pl.col("rel") >= window[0]
     if window[1] is not None:
         post = post & (pl.col("rel") <= window[1])
+    joined = joined.with_columns(post.alias("post"), (pl.col("rel") < 0).alias("pre"))
+    post = pl.col("post")
     keys = [*_CONDITION, "replicate", "intervention", "variable", "source", *_UNIT, "treated"]
     units = (
         joined.group_by(keys)
@@ -321,10 +288,11 @@ def intervention_effects(
     )
     rows: list[dict[str, Any]] = []
     measure = [*_CONDITION, "intervention", "variable", "source"]
-    for _, group in units.partition_by(measure, as_dict=True, maintain_order=True).items():
+    days = joined.filter(pl.col("post") | pl.col("pre")).partition_by(measure, as_dict=True)
+    for key, group in units.partition_by(measure, as_dict=True, maintain_order=True).items():
         for _, episode in group.partition_by("episode_id", as_dict=True).items():
             rows.append(_effect_row(episode, "replicate"))
-        rows.append(_effect_row(group, "pooled"))
+        rows.append(_effect_row(group, "pooled", days[key]))
     out = pl.DataFrame(rows, schema=EFFECT_SCHEMA)
     return out.sort(*measure, "scope", "replicate", descending=[False] * 5 + [True, False])
 
@@ -380,7 +348,7 @@ def questionnaire_change(
     if intervention is not None:
         if series is None and isinstance(scores, pl.DataFrame):
             raise ValueError("questionnaire_change: pass series= to split a frame by arm")
-        wide = _with_arm(wide, series if series is not None else _load(scores), intervention)
+        wide = _with_arm(wide, series if series is not None else as_series(scores), intervention)
     if wide.is_empty():
         return pl.DataFrame(schema=schema)
     stats = wide.group_by(keys).agg(
@@ -399,306 +367,6 @@ def questionnaire_change(
     return stats.select(list(schema)).cast(pl.Schema(schema)).sort(keys)
 
 
-# --- sensing against self-report ----------------------------------------------------------------
-
-
-def feature_outcome_correlations(
-    data: Cohort | Sequence[pl.DataFrame],
-    pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
-    lag: int = 0,
-    within: bool = False,
-) -> pl.DataFrame:
-    """Correlation of each sensing feature with an outcome across student-days.
-
-    A feature on day ``d`` is paired with the outcome of the same unit on day
-    ``d + lag`` (``lag=1``: does last night's sleep go with tomorrow's stress).
-    Rows of one unit-day are averaged first (sources too). With ``within``,
-    both are centred on each unit's mean, so only day-to-day variation within
-    students counts. CIs use Fisher's z: ``tanh(atanh(r) +- 1.96 * se)`` with
-    ``se = 1/sqrt(n-3)`` (Pearson) or ``sqrt(1.06/(n-3))`` (Spearman,
-    Fieller, Hartley & Pearson 1957).
-
-    Args:
-        data: A database, a frame, or several frames (e.g. a StudentLife
-            features frame and an EMA frame) stacked as one.
-        pairs: ``(feature, outcome)`` variable names.
-        lag: Days from feature to outcome.
-        within: Centre on unit means first.
-
-    Returns:
-        :data:`CORRELATION_SCHEMA`, one row per condition x pair with data.
-    """
-    frame = _load(data)
-    values = (
-        _unit_days(frame, None)
-        .group_by(*_CONDITION, *_UNIT, "variable", "day")
-        .agg(pl.col("value").mean())
-    )
-    rows: list[dict[str, Any]] = []
-    for feature, outcome in pairs:
-        x = values.filter(pl.col("variable") == feature).select(
-            *_CONDITION, *_UNIT, (pl.col("day") + lag).alias("day"), pl.col("value").alias("x")
-        )
-        y = values.filter(pl.col("variable") == outcome).select(
-            *_UNIT, "day", pl.col("value").alias("y")
-        )
-        paired = x.join(y, on=[*_UNIT, "day"], how="inner")
-        if within:
-            paired = paired.with_columns(
-                (pl.col("x") - pl.col("x").mean().over(_UNIT)),
-                (pl.col("y") - pl.col("y").mean().over(_UNIT)),
-            )
-        for key, group in paired.partition_by(_CONDITION, as_dict=True).items():
-            stats = _correlate(group["x"].to_numpy(), group["y"].to_numpy())
-            rows.append(
-                dict(zip(_CONDITION, key, strict=True))
-                | {"feature": feature, "outcome": outcome, "lag": lag, "within": within}
-                | {"n": group.height, "n_students": group.select(_UNIT).n_unique()}
-                | stats
-            )
-    return pl.DataFrame(rows, schema=CORRELATION_SCHEMA).sort(*_CONDITION, "feature", "outcome")
-
-
-def compare_correlations(
-    simulated: Cohort | Sequence[pl.DataFrame],
-    real: Cohort | Sequence[pl.DataFrame],
-    pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
-    lag: int = 0,
-    within: bool = False,
-    method: str = "pearson",
-) -> pl.DataFrame:
-    """Simulated and real feature-outcome correlations side by side.
-
-    Either side may be a :func:`feature_outcome_correlations` result or data
-    for it. The real side is pooled into one group; each simulated condition is
-    compared with it. The gap is tested as two independent correlations:
-    ``z = (atanh(r_sim) - atanh(r_real)) / sqrt(1/(n_sim-3) + 1/(n_real-3))``.
-
-    Returns:
-        ``experiment_id``, ``param_index``, ``feature``, ``outcome``, ``lag``,
-        ``method``, ``n_sim``, ``r_sim``, ``ci_low_sim``, ``ci_high_sim``,
-        ``n_real``, ``r_real``, ``ci_low_real``, ``ci_high_real``, ``gap``
-        (sim - real), ``z``, ``p_value``.
-    """
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    sims = _correlations(simulated, pairs, lag, within)
-    reals = _correlations(real, pairs, lag, within, pooled=True)
-    pick = {
-        f"{method}_r": "r",
-        f"{method}_ci_low": "ci_low",
-        f"{method}_ci_high": "ci_high",
-    }
-    left = sims.select(*_CONDITION, "feature", "outcome", "lag", "n", *pick).rename(
-        {"n": "n_sim"} | {k: f"{v}_sim" for k, v in pick.items()}
-    )
-    right = (
-        reals.select("feature", "outcome", "lag", "n", *pick)
-        .unique(["feature", "outcome", "lag"], keep="first")
-        .rename({"n": "n_real"} | {k: f"{v}_real" for k, v in pick.items()})
-    )
-    out = left.join(right, on=["feature", "outcome", "lag"], how="full", coalesce=True)
-    tests = [
-        _fisher_difference(a, na, b, nb)
-        for a, na, b, nb in out.select("r_sim", "n_sim", "r_real", "n_real").iter_rows()
-    ]
-    out = out.with_columns(
-        pl.lit(method).alias("method"),
-        (pl.col("r_sim") - pl.col("r_real")).alias("gap"),
-        pl.Series("z", [t[0] for t in tests], dtype=pl.Float64),
-        pl.Series("p_value", [t[1] for t in tests], dtype=pl.Float64),
-    )
-    columns = [
-        *_CONDITION,
-        "feature",
-        "outcome",
-        "lag",
-        "method",
-        "n_sim",
-        "r_sim",
-        "ci_low_sim",
-        "ci_high_sim",
-        "n_real",
-        "r_real",
-        "ci_low_real",
-        "ci_high_real",
-        "gap",
-        "z",
-        "p_value",
-    ]
-    return out.select(columns).sort("feature", "outcome", *_CONDITION, nulls_last=True)
-
-
-def compare_distributions(
-    simulated: Values, real: Values, variables: Sequence[str] | None = None
-) -> pl.DataFrame:
-    """Per variable: mean and SD of simulated and real values and the two-sample KS test.
-
-    Args:
-        simulated, real: Data as for :func:`cohort_trajectories` (every row
-            counts, not unit means), a list of such frames, or a mapping of
-            variable to values.
-        variables: Default the variables both sides have.
-
-    Returns:
-        ``variable``, ``n_sim``, ``mean_sim``, ``sd_sim``, ``n_real``,
-        ``mean_real``, ``sd_real``, ``mean_diff`` (sim - real),
-        ``ks_statistic``, ``ks_p`` (``scipy.stats.ks_2samp``).
-    """
-    from scipy.stats import ks_2samp
-
-    sim, ref = _values_by_variable(simulated), _values_by_variable(real)
-    names = variables if variables is not None else sorted(set(sim) & set(ref))
-    rows = []
-    for name in names:
-        a, b = sim.get(name, np.array([])), ref.get(name, np.array([]))
-        ks = ks_2samp(a, b) if a.size and b.size else None
-        rows.append(
-            {
-                "variable": name,
-                "n_sim": int(a.size),
-                "mean_sim": _mean(a),
-                "sd_sim": _sd(a),
-                "n_real": int(b.size),
-                "mean_real": _mean(b),
-                "sd_real": _sd(b),
-                "mean_diff": float(a.mean() - b.mean()) if a.size and b.size else None,
-                "ks_statistic": _finite(ks.statistic) if ks is not None else None,
-                "ks_p": _finite(ks.pvalue) if ks is not None else None,
-            }
-        )
-    schema: dict[str, Any] = {"variable": pl.String, "n_sim": pl.Int64} | dict.fromkeys(
-        ("mean_sim", "sd_sim"), pl.Float64
-    )
-    schema |= {"n_real": pl.Int64} | dict.fromkeys(
-        ("mean_real", "sd_real", "mean_diff", "ks_statistic", "ks_p"), pl.Float64
-    )
-    return pl.DataFrame(rows, schema=schema)
-
-
-# --- figures ------------------------------------------------------------------------------------
-
-
-#: Which StudentLife EMA answer stands for each simulated EMA variable.
-EMA_SOURCES: dict[str, tuple[str, str]] = {
-    "ema_stress": ("stress", "level"),
-    "ema_mood": ("mood", "valence"),
-    "ema_sleep": ("sleep", "hour"),
-    "ema_social": ("social", "number"),
-}
-
-
-def source_series(source: Any) -> pl.DataFrame:
-    """A sensing source (a StudentLife copy, a synthetic term) as a long series like :func:`state_series`.
-
-    Features become ``feature:<name>``; the EMA answers named in
-    :data:`EMA_SOURCES` become ``ema_*`` (stress as its monotonic score).
-    Several answers on one day are averaged.
-    """
-    features = source.features().drop("date", strict=False)
-    long = _long(features)
-    ema = source.ema()
-    parts = [long]
-    for variable, (kind, item) in EMA_SOURCES.items():
-        picked = ema.filter((pl.col("kind") == kind) & (pl.col("item") == item))
-        if picked.is_empty():
-            continue
-        daily = picked.group_by("student", "day").agg(pl.col("value").mean())
-        parts.append(_long(daily.with_columns(pl.lit(variable).alias("variable"))))
-    return pl.concat(parts, how="diagonal_relaxed")
-
-
-def validation(
-    db: str | Path, source: Any, pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS, lag: int = 0
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Simulated cohort vs real data: feature-outcome correlations and distributions, with gaps.
-
-    Args:
-        db: The database of a cohort experiment.
-        source: The real data, e.g. ``StudentLife("/path/to/studentlife")``.
-        pairs: (feature, outcome) pairs to correlate.
-        lag: Days between feature and outcome.
-
-    Returns:
-        ``(compare_correlations(...), compare_distributions(...))`` over the EMA variables.
-    """
-    simulated = state_series(db)
-    real = source_series(source)
-    correlations = compare_correlations(simulated, real, pairs, lag=lag)
-    variables = [v for v in EMA_SOURCES if v in set(real["variable"].to_list())]
-    distributions = compare_distributions(
-        simulated.filter(pl.col("variable").is_in(variables)),
-        real.filter(pl.col("variable").is_in(variables)),
-        variables,
-    )
-    return correlations, distributions
-
-
-def _conform(frame: pl.DataFrame, schema: Mapping[str, Any]) -> pl.DataFrame:
-    frame = frame.with_columns(
-        pl.lit(None, dtype).alias(c) for c, dtype in schema.items() if c not in frame.columns
-    )
-    extra = [c for c in frame.columns if c not in schema]
-    return frame.select(*schema, *extra).cast(pl.Schema(schema), strict=False)
-
-
-def _load(data: Cohort | Sequence[pl.DataFrame]) -> pl.DataFrame:
-    """A long frame with :data:`SERIES_SCHEMA` from any accepted input."""
-    if isinstance(data, str | Path):
-        return state_series(data)
-    if isinstance(data, pl.DataFrame):
-        return _long(data)
-    frames = [_long(f) for f in data]
-    if not frames:
-        return pl.DataFrame(schema=SERIES_SCHEMA)
-    return pl.concat(frames, how="diagonal_relaxed")
-
-
-def _long(frame: pl.DataFrame) -> pl.DataFrame:
-    if "variable" not in frame.columns or "value" not in frame.columns:
-        ids = [c for c in frame.columns if c in SERIES_SCHEMA or c.startswith("param:")]
-        measured = [c for c in frame.columns if c not in ids and frame.schema[c].is_numeric()]
-        frame = frame.unpivot(on=measured, index=ids, variable_name="variable").with_columns(
-            pl.col("value").cast(pl.Float64)
-        )
-        named = pl.col("variable")
-        frame = frame.with_columns(
-            pl.when(named.is_in(SENSING_FEATURES))
-            .then(pl.lit(FEATURE_PREFIX) + named)
-            .otherwise(named)
-            .alias("variable")
-        )
-    if "source" not in frame.columns:
-        frame = frame.with_columns(
-            pl.when(pl.col("variable").str.starts_with(FEATURE_PREFIX))
-            .then(pl.lit("sensing"))
-            .when(pl.col("variable").str.starts_with("ema_"))
-            .then(pl.lit("ema"))
-            .otherwise(pl.lit("rule"))
-            .alias("source")
-        )
-    if "t" in frame.columns and "day" not in frame.columns:
-        frame = frame.rename({"t": "day"})
-    if "agent" in frame.columns and "student" not in frame.columns:
-        frame = frame.rename({"agent": "student"})
-    defaults = {"experiment_id": 0, "param_index": 0, "replicate": 0, "episode_id": 0}
-    frame = frame.with_columns(
-        pl.lit(v).alias(k) for k, v in defaults.items() if k not in frame.columns
-    )
-    return _conform(frame, SERIES_SCHEMA)
-
-
-def _unit_days(frame: pl.DataFrame, variables: Sequence[str] | None) -> pl.DataFrame:
-    """One value per unit x day x variable x source (rows averaged), nulls dropped."""
-    keys = [*_CONDITION, "replicate", *_UNIT, "source", "variable", "day"]
-    if frame.is_empty():
-        return pl.DataFrame(schema={k: SERIES_SCHEMA[k] for k in keys} | {"value": pl.Float64})
-    chosen = frame.filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
-    if variables is not None:
-        chosen = chosen.filter(pl.col("variable").is_in(list(variables)))
-    return chosen.group_by(keys).agg(pl.col("value").mean()).sort(keys)
-
-
 def _with_arm(values: pl.DataFrame, series: pl.DataFrame, intervention: str) -> pl.DataFrame:
     arms = assignments(series).filter(pl.col("intervention") == intervention)
     labelled = arms.select(
@@ -711,7 +379,10 @@ def _with_arm(values: pl.DataFrame, series: pl.DataFrame, intervention: str) -> 
     return values.join(labelled, on=_UNIT, how="inner")
 
 
-def _effect_row(units: pl.DataFrame, scope: str) -> dict[str, Any]:
+def _effect_row(
+    units: pl.DataFrame, scope: str, days: pl.DataFrame | None = None
+) -> dict[str, Any]:
+    """One row of :func:`intervention_effects`: ``units`` one row per unit, ``days`` per unit-day."""
     treated = units.filter(pl.col("treated"))
     control = units.filter(~pl.col("treated"))
     first = units.row(0, named=True)
@@ -728,7 +399,7 @@ def _effect_row(units: pl.DataFrame, scope: str) -> dict[str, Any]:
         "mean_treated": treated["post"].mean() if treated.height else None,
         "mean_control": control["post"].mean() if control.height else None,
     }
-    if scope == "replicate":
+    if days is None:
         post, note = _welch(treated["post"].to_numpy(), control["post"].to_numpy())
         changes = units.filter(pl.col("change").is_not_null())
         did, did_note = _welch(
@@ -739,9 +410,9 @@ def _effect_row(units: pl.DataFrame, scope: str) -> dict[str, Any]:
             did_note = "no days before the start"
         method = "welch"
     else:
-        post, note = _fixed_effects(units, "post")
-        did, did_note = _fixed_effects(units.filter(pl.col("change").is_not_null()), "change")
-        method = "ols episode fixed effects, HC1"
+        post, note = _pooled_difference(days)
+        did, did_note = _pooled_did(days)
+        method = POOLED_METHOD
     row |= {"diff": post[0], "ci_low": post[1], "ci_high": post[2], "p_value": post[3]}
     row |= {"did": did[0], "did_ci_low": did[1], "did_ci_high": did[2], "did_p": did[3]}
     notes = [n for n in (note, f"did: {did_note}" if did_note else None) if n]
@@ -759,121 +430,83 @@ def _welch(a: np.ndarray, b: np.ndarray) -> tuple[Estimate, str | None]:
     diff = float(a.mean() - b.mean())
     if a.size < 2 or b.size < 2:
         return (diff, None, None, None), "fewer than 2 units in an arm"
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = math.sqrt(va + vb)
-    if se == 0:
+    if a.var() == 0 and b.var() == 0:
         return (diff, diff, diff, None), "no variance within arms"
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    from scipy.stats import t
+    from scipy.stats import ttest_ind
 
-    half = float(t.ppf(0.975, df)) * se
-    p = float(2 * t.sf(abs(diff) / se, df))
-    return (diff, diff - half, diff + half, p), None
+    test = ttest_ind(a, b, equal_var=False)
+    low, high = test.confidence_interval(0.95)
+    return (diff, _finite(low), _finite(high), _finite(test.pvalue)), None
 
 
-def _fixed_effects(units: pl.DataFrame, column: str) -> tuple[Estimate, str | None]:
-    """Treatment coefficient of OLS ``y ~ treated + episode`` with HC1 errors."""
-    both = units.group_by("episode_id").agg(pl.col("treated").n_unique().alias("arms"))
-    keep = both.filter(pl.col("arms") == 2)["episode_id"].to_list()
-    units = units.filter(pl.col("episode_id").is_in(keep))
-    if units.is_empty():
-        return _NONE, "no episode with both arms" + (
-            "" if column == "post" else " and days before the start"
-        )
-    episodes = sorted(set(units["episode_id"].to_list()))
-    y = units[column].to_numpy().astype(float)
-    x = np.column_stack(
-        [units["treated"].to_numpy().astype(float)]
-        + [(units["episode_id"] == e).to_numpy().astype(float) for e in episodes]
+def _with_both_arms(days: pl.DataFrame) -> pl.DataFrame:
+    both = days.group_by("episode_id").agg(pl.col("treated").n_unique().alias("arms"))
+    keep = both.filter(pl.col("arms") == 2).select("episode_id")
+    return days.join(keep, on="episode_id", how="semi")
+
+
+def _pooled_difference(days: pl.DataFrame) -> tuple[Estimate, str | None]:
+    """Treatment coefficient of ``value ~ treated + episode-day`` over the post-window days."""
+    rows = _with_both_arms(days.filter(pl.col("post")))
+    if rows.is_empty():
+        return _NONE, "no episode with both arms"
+    columns = rows.select(pl.col("value").cast(pl.Float64), pl.col("treated").cast(pl.Float64))
+    return _clustered(columns.to_numpy(), rows, student_effects=False)
+
+
+def _pooled_did(days: pl.DataFrame) -> tuple[Estimate, str | None]:
+    """Coefficient of treated x post in ``value ~ treated:post + unit + episode-day`` (two-way)."""
+    if not days["pre"].any():
+        return _NONE, "no days before the start"
+    sides = days.group_by(_UNIT).agg(
+        pl.col("pre").any().alias("a"), pl.col("post").any().alias("b")
     )
-    if y.size - x.shape[1] < 1:
+    keep = sides.filter(pl.col("a") & pl.col("b")).select(_UNIT)
+    rows = _with_both_arms(days.join(keep, on=_UNIT, how="semi"))
+    if rows.is_empty():
+        return _NONE, "no episode with both arms and days before the start"
+    columns = rows.select(
+        pl.col("value").cast(pl.Float64), (pl.col("treated") & pl.col("post")).cast(pl.Float64)
+    )
+    return _clustered(columns.to_numpy(), rows, student_effects=True)
+
+
+def _clustered(
+    columns: np.ndarray, rows: pl.DataFrame, *, student_effects: bool
+) -> tuple[Estimate, str | None]:
+    """OLS of ``columns[:, 0]`` on ``columns[:, 1]``, one effect per episode-day (and student).
+
+    The dummies are absorbed (:func:`~personae.analysis.cohort_series.demean`)
+    rather than estimated, which gives the same coefficient and residuals with
+    a one-column regression. Errors are cluster-robust by unit (statsmodels
+    CR0 sandwich) with the CR1 small-sample factor ``G/(G-1) * (N-1)/(N-K)``,
+    where ``K`` counts the absorbed dummies except those nested in the units
+    (the students' own effects; as fixest and Stata do), and CIs and p use t
+    with ``G - 1`` df.
+    """
+    units = group_codes(rows, _UNIT)
+    n, n_units = columns.shape[0], int(units.max()) + 1
+    effects = [units] if student_effects else []
+    effects.append(group_codes(rows, ["episode_id", "day"]))
+    rank = dummy_rank(effects)
+    k = 1 + rank - (n_units if student_effects else 0)
+    if n_units < 3 or n - 1 - rank < 1:
         return _NONE, "too few units for the pooled model"
     import statsmodels.api as sm
+    from scipy.stats import t
 
-    fit = sm.OLS(y, x).fit(cov_type="HC1", use_t=True)
-    diff = float(fit.params[0])
-    low, high = (float(v) for v in np.asarray(fit.conf_int())[0])
-    se = float(np.asarray(fit.bse)[0])
-    if not math.isfinite(se) or se == 0:
-        return (diff, diff, diff, None), "no variance within arms"
-    return (diff, low, high, _finite(np.asarray(fit.pvalues)[0])), None
-
-
-def _correlate(x: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
-    out: dict[str, float | None] = {
-        k: None for k in CORRELATION_SCHEMA if k.startswith(("pearson", "spearman"))
-    }
-    n = x.size
-    if n < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return out
-    from scipy.stats import pearsonr, spearmanr
-
-    for name, test, scale in (("pearson", pearsonr, 1.0), ("spearman", spearmanr, 1.06)):
-        result = test(x, y)
-        r = _finite(result.statistic)
-        if r is None:
-            continue
-        half = 1.96 * math.sqrt(scale / (n - 3))
-        z = math.atanh(max(-0.999999, min(0.999999, r)))
-        out |= {
-            f"{name}_r": r,
-            f"{name}_ci_low": math.tanh(z - half),
-            f"{name}_ci_high": math.tanh(z + half),
-            f"{name}_p": _finite(result.pvalue),
-        }
-    return out
-
-
-def _correlations(
-    data: Cohort | Sequence[pl.DataFrame],
-    pairs: Sequence[tuple[str, str]],
-    lag: int,
-    within: bool,
-    pooled: bool = False,
-) -> pl.DataFrame:
-    """``data`` itself when it already is a correlations frame, else its correlations."""
-    if isinstance(data, pl.DataFrame) and "pearson_r" in data.columns:
-        return data
-    frame = _load(data)
-    if pooled:  # real data: one group, whatever its condition columns say
-        frame = frame.with_columns(pl.lit(0, pl.Int64).alias(c) for c in _CONDITION)
-    return feature_outcome_correlations(frame, pairs, lag, within)
-
-
-def _fisher_difference(
-    a: float | None, na: int | None, b: float | None, nb: int | None
-) -> tuple[float | None, float | None]:
-    if a is None or b is None or na is None or nb is None or na < 4 or nb < 4:
-        return None, None
-    from scipy.stats import norm
-
-    clip = 0.999999
-    z = (math.atanh(max(-clip, min(clip, a))) - math.atanh(max(-clip, min(clip, b)))) / math.sqrt(
-        1 / (na - 3) + 1 / (nb - 3)
+    within = demean(columns, effects)
+    fit = sm.OLS(within[:, 0], within[:, 1:]).fit(
+        cov_type="cluster", cov_kwds={"groups": units, "use_correction": False}
     )
-    return z, float(2 * norm.sf(abs(z)))
-
-
-def _values_by_variable(data: Values) -> dict[str, np.ndarray]:
-    if isinstance(data, Mapping):
-        return {str(k): _clean(np.asarray(v, dtype=float)) for k, v in data.items()}
-    frame = _load(data).filter(pl.col("value").is_not_null())
-    return {
-        str(key[0]): _clean(group["value"].to_numpy().astype(float))
-        for key, group in frame.partition_by("variable", as_dict=True).items()
-    }
-
-
-def _clean(values: np.ndarray) -> np.ndarray:
-    return values[np.isfinite(values)]
-
-
-def _mean(values: np.ndarray) -> float | None:
-    return float(values.mean()) if values.size else None
-
-
-def _sd(values: np.ndarray) -> float | None:
-    return float(values.std(ddof=1)) if values.size >= 2 else None
+    diff = float(np.asarray(fit.params)[0])
+    variance = float(np.asarray(fit.cov_params())[0, 0])
+    se = math.sqrt(max(variance, 0.0) * n_units / (n_units - 1) * (n - 1) / (n - k))
+    if not math.isfinite(se) or se <= 1e-12 * max(1.0, abs(diff)):
+        return (diff, diff, diff, None), "no variance within arms"
+    half = float(t.ppf(0.975, n_units - 1)) * se
+    p = float(2 * t.sf(abs(diff) / se, n_units - 1))
+    return (diff, diff - half, diff + half, p), None
 
 
 def _finite(value: Any) -> float | None:
@@ -901,21 +534,65 @@ def _insert(schema: Mapping[str, Any], name: str, dtype: Any, after: str) -> dic
     return out
 
 
-def _first_last(traj: pl.DataFrame) -> pl.DataFrame:
-    keys = [*_CONDITION, "source", "variable"]
-    return (
-        traj.sort("day")
-        .group_by(keys, maintain_order=True)
-        .agg(
-            pl.col("day").first().alias("first_day"),
-            pl.col("mean").first().alias("mean_first"),
-            pl.col("ci_low").first().alias("ci_low_first"),
-            pl.col("ci_high").first().alias("ci_high_first"),
-            pl.col("day").last().alias("last_day"),
-            pl.col("mean").last().alias("mean_last"),
-            pl.col("ci_low").last().alias("ci_low_last"),
-            pl.col("ci_high").last().alias("ci_high_last"),
-            pl.col("n").last().alias("n_last"),
-        )
-        .sort(keys)
+def feature_outcome_correlations(
+    data: Cohort | Sequence[pl.DataFrame],
+    pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
+    lag: int | None = None,
+    within: bool = False,
+) -> pl.DataFrame:
+    """Deprecated: use :func:`feature_outcome_relations`.
+
+    The old function pooled every student-day as if independent, which
+    overstates the evidence; this name now returns the within- and
+    between-student relations (``within`` is ignored) and will be removed in
+    the next release.
+    """
+    warnings.warn(
+        "feature_outcome_correlations treated student-days as independent and is "
+        "replaced by feature_outcome_relations (within- and between-student rows); "
+        "this name will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    return feature_outcome_relations(data, pairs, lag=lag)
+
+
+#: Deprecated name of :data:`RELATION_SCHEMA`.
+CORRELATION_SCHEMA = RELATION_SCHEMA
+
+__all__ = [
+    "ASSIGNMENT_SCHEMA",
+    "COMPARISON_SCHEMA",
+    "CONDITION_KEYS",
+    "CORRELATION_SCHEMA",
+    "DEFAULT_PAIRS",
+    "EFFECT_SCHEMA",
+    "EMA_SOURCES",
+    "EMA_VARIABLES",
+    "FEATURE_PREFIX",
+    "LEVELS",
+    "POOLED_METHOD",
+    "QUESTIONNAIRE_SCHEMA",
+    "RELATION_SCHEMA",
+    "SENSING_FEATURES",
+    "SERIES_SCHEMA",
+    "STATE_SOURCES",
+    "STATE_VARIABLES",
+    "TRAJECTORY_SCHEMA",
+    "TREATED_PREFIX",
+    "UNIT_KEYS",
+    "Cohort",
+    "as_series",
+    "assignments",
+    "cohort_trajectories",
+    "compare_correlations",
+    "compare_distributions",
+    "feature_outcome_correlations",
+    "feature_outcome_relations",
+    "intervention_effects",
+    "questionnaire_change",
+    "source_series",
+    "state_series",
+    "unit_days",
+    "validation",
+]

@@ -13,20 +13,21 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from personae.analysis.cohort import (
-    _CONDITION,
-    _UNIT,
-    FEATURE_PREFIX,
-    STATE_SOURCES,
-    Cohort,
-    _first_last,
-    _load,
-    _unit_days,
     assignments,
     cohort_trajectories,
-    feature_outcome_correlations,
     intervention_effects,
     questionnaire_change,
+)
+from personae.analysis.cohort_sensing import feature_outcome_relations
+from personae.analysis.cohort_series import (
+    CONDITION_KEYS,
+    FEATURE_PREFIX,
+    STATE_SOURCES,
+    UNIT_KEYS,
+    Cohort,
+    as_series,
     state_series,
+    unit_days,
 )
 from personae.analysis.report import paragraph as _p
 from personae.analysis.report import subheading as _h3
@@ -58,7 +59,7 @@ def plot_cohort_trajectories(
         subplot_grid,
     )
 
-    frame = _load(data)
+    frame = as_series(data)
     traj = cohort_trajectories(frame, variables, intervention)
     panels = [v for v in variables if v in set(traj["variable"].to_list())]
     if not panels:
@@ -122,7 +123,7 @@ def plot_students(
         subplot_grid,
     )
 
-    values = _unit_days(_load(data), variables)
+    values = unit_days(as_series(data), variables)
     if episode_id is None and not values.is_empty():
         episode_id = int(values["episode_id"].min())  # type: ignore[arg-type]
     values = values.filter(pl.col("episode_id") == episode_id)
@@ -254,7 +255,7 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
         return None
     parts = [
         _p(
-            f"Student cohort: {states.select(_UNIT).n_unique()} students x episodes over "
+            f"Student cohort: {states.select(UNIT_KEYS).n_unique()} students x episodes over "
             f"{states['day'].n_unique()} days in {states['episode_id'].n_unique()} complete "
             f"episodes; state sources: {', '.join(sorted(set(states['source'].to_list())))}."
         ),
@@ -262,13 +263,13 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
             series.select("experiment_id", "param_index", "params")
             .unique()
             .join(
-                states.group_by(*_CONDITION).agg(
+                states.group_by(*CONDITION_KEYS).agg(
                     pl.col("episode_id").n_unique().alias("episodes"),
                     pl.col("student").n_unique().alias("students"),
                 ),
-                on=_CONDITION,
+                on=list(CONDITION_KEYS),
             )
-            .sort(_CONDITION)
+            .sort(CONDITION_KEYS)
         ),
         figure_html(plot_cohort_trajectories(series), "cohort state trajectories"),
         _h3("First and last day"),
@@ -290,8 +291,11 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
             _h3("Intervention effects"),
             _p(
                 "Treated minus control over the post-start window: per replicate Welch's "
-                "t-test, pooled OLS with episode fixed effects and HC1 errors; did = "
-                "difference in differences against the days before the start."
+                "t-test on the students' means; pooled over replicates, OLS on the "
+                "student-days with one effect per episode-day (did = difference in "
+                "differences against the days before the start, with one effect per "
+                "student too) and standard errors cluster-robust by student (episode x "
+                "student), so a student's days count as one student, not as many."
             ),
             figure_html(plot_intervention_effects(effects), "intervention effects"),
             html_table(
@@ -315,13 +319,36 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
         ]
     features = series.filter(pl.col("variable").str.starts_with(FEATURE_PREFIX))
     if not features.is_empty():
-        correlations = pl.concat(
-            [feature_outcome_correlations(series, lag=lag) for lag in (0, 1)]
-        ).filter(pl.col("n") > 0)
+        relations = feature_outcome_relations(series).filter(pl.col("n") > 0)
         parts += [
             _h3("Sensing features and self-reports"),
-            _p("Pearson and Spearman r across student-days (lag 1: feature of the day before)."),
-            html_table(correlations.drop("within")),
+            _p(
+                "Within students: does a student's outcome move with their own feature "
+                "from day to day (repeated-measures correlation after removing each "
+                "student's mean and each day's mean, so stable differences between "
+                "students and the term's trend do not count; n = student-days). Between "
+                "students: do students with more of the feature report more of the "
+                "outcome (correlation of the students' means, n = students). Each EMA "
+                "answer is paired with the feature of the days it asks about (period): "
+                "today and last night the same day, yesterday the day before."
+            ),
+            html_table(
+                relations.select(
+                    "param_index",
+                    "feature",
+                    "outcome",
+                    "period",
+                    "feature_days",
+                    "level",
+                    "n",
+                    "n_students",
+                    "df",
+                    "r",
+                    "ci_low",
+                    "ci_high",
+                    "p_value",
+                )
+            ),
         ]
     questionnaires = questionnaire_change(db)
     if not questionnaires.is_empty():
@@ -336,4 +363,22 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
     return "".join(parts)
 
 
-# --- shared steps -------------------------------------------------------------------------------
+def _first_last(trajectories: pl.DataFrame) -> pl.DataFrame:
+    """Per condition x source x variable: the first and last day's mean and CI, side by side."""
+    keys = [*CONDITION_KEYS, "source", "variable"]
+    return (
+        trajectories.sort("day")
+        .group_by(keys, maintain_order=True)
+        .agg(
+            pl.col("day").first().alias("first_day"),
+            pl.col("mean").first().alias("mean_first"),
+            pl.col("ci_low").first().alias("ci_low_first"),
+            pl.col("ci_high").first().alias("ci_high_first"),
+            pl.col("day").last().alias("last_day"),
+            pl.col("mean").last().alias("mean_last"),
+            pl.col("ci_low").last().alias("ci_low_last"),
+            pl.col("ci_high").last().alias("ci_high_last"),
+            pl.col("n").last().alias("n_last"),
+        )
+        .sort(keys)
+    )

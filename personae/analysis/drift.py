@@ -15,6 +15,9 @@ Conventions shared by all functions:
   does, so each respondent has one value per scale and occasion.
 - ``baseline`` is the first occasion at which the scale has a value, ``last``
   the last one.
+- Reliable change is judged against people, not replicates: the SD and
+  reliability of the RCI come from published norms (or the caller), see
+  :func:`reliable_change`.
 
 Example:
     >>> scores = trait_scores("runs/counseling.db")  # doctest: +SKIP
@@ -23,114 +26,55 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
-from personae.analysis.frames import read_sql, spread_params
+from personae.analysis.trait_frames import (
+    BIG_FIVE_DOMAINS,
+    CONTEXT,
+    MEASURE,
+    RESPONDENT,
+    TRAIT_SCORES_SCHEMA,
+    Scores,
+    endpoints,
+    load_scores,
+    param_columns,
+    pearson,
+    per_occasion,
+    select_scores,
+    trait_scores,
+)
+from personae.measures.norms import (
+    Criterion,
+    Population,
+    change_reference,
+    clinical_cutoff,
+    find_norm,
+)
 
-#: Letters of ``Persona.big_five`` and the IPIP-NEO domain names they target.
-BIG_FIVE_DOMAINS = {
-    "O": "openness",
-    "C": "conscientiousness",
-    "E": "extraversion",
-    "A": "agreeableness",
-    "N": "neuroticism",
-}
+__all__ = [
+    "BIG_FIVE_DOMAINS",
+    "CLINICAL",
+    "RCI_CRITICAL",
+    "TRAIT_SCORES_SCHEMA",
+    "Reference",
+    "Scores",
+    "clinical_change",
+    "drift_summary",
+    "reliable_change",
+    "trait_scores",
+    "trajectories",
+]
+
 #: Instruments whose totals :func:`clinical_change` reads (lower is better for all three).
 CLINICAL = ("phq-9", "gad-7", "pss-10")
 #: |RCI| above this counts as reliable change (two-sided 5%).
 RCI_CRITICAL = 1.96
-
-#: Columns of :func:`trait_scores` (``param:<name>`` columns follow).
-TRAIT_SCORES_SCHEMA: dict[str, Any] = {
-    "experiment": pl.String,
-    "experiment_id": pl.Int64,
-    "episode_id": pl.Int64,
-    "replicate": pl.Int64,
-    "param_index": pl.Int64,
-    "params": pl.String,
-    "seed": pl.Int64,
-    "agent": pl.String,
-    "role": pl.String,
-    "session": pl.Int64,
-    "step": pl.Int64,
-    "point": pl.String,
-    "occasion": pl.Int64,
-    "instrument": pl.String,
-    "level": pl.String,
-    "scale": pl.String,
-    "value": pl.Float64,
-    "band": pl.String,
-    "n_items": pl.Int64,
-    "n_missing": pl.Int64,
-    "prompt_variant": pl.Int64,
-    "option_order": pl.String,
-    "source": pl.String,
-    "target": pl.Float64,
-    "t": pl.Int64,
-}
-
-_RESPONDENT = ["episode_id", "agent"]
-_MEASURE = ["instrument", "source", "level", "scale"]
-_CONTEXT = ["experiment_id", "experiment", "param_index", "replicate", "seed", "role", "params"]
-
-Scores = str | Path | pl.DataFrame
-
-
-def trait_scores(db: str | Path) -> pl.DataFrame:
-    """The ``trait_scores`` view (complete episodes only) with targets and parameters.
-
-    Args:
-        db: A personae database.
-
-    Returns:
-        The view's columns, ``target`` (the persona's ``big_five`` level for Big
-        Five domain scales, else null), ``t`` (the occasion, as the time axis)
-        and ``param:<name>`` for every grid parameter. A database written before
-        the view existed gives an empty frame.
-    """
-    present = read_sql(db, "SELECT name FROM sqlite_master WHERE name = 'trait_scores'")
-    if present.is_empty():
-        return _empty(TRAIT_SCORES_SCHEMA)
-    frame = _conform(read_sql(db, "SELECT * FROM trait_scores"))
-    if frame.is_empty():
-        return frame
-    targets = _targets(db)
-    frame = (
-        frame.drop("target")
-        .join(targets, on=["episode_id", "agent", "scale"], how="left")
-        .with_columns(
-            pl.when(pl.col("level") == "domain").then(pl.col("target")).alias("target"),
-        )
-        .select(list(TRAIT_SCORES_SCHEMA))
-    )
-    return spread_params(frame)
-
-
-def _targets(db: str | Path) -> pl.DataFrame:
-    agents = read_sql(
-        db,
-        "SELECT a.episode_id, a.name AS agent, a.persona_json FROM agents a "
-        "JOIN episodes e ON e.id = a.episode_id WHERE e.status = 'complete'",
-    )
-    names = {v: v for v in BIG_FIVE_DOMAINS.values()} | BIG_FIVE_DOMAINS
-    rows: list[tuple[int, str, str, float]] = []
-    for episode_id, agent, persona_json in agents.iter_rows():
-        try:
-            big_five = json.loads(persona_json).get("big_five") or {}
-        except (ValueError, AttributeError):
-            continue
-        for key, level in big_five.items():
-            scale = names.get(str(key).upper(), names.get(str(key).lower()))
-            if scale is not None and isinstance(level, int | float):
-                rows.append((episode_id, agent, scale, float(level)))
-    schema = {"episode_id": pl.Int64, "agent": pl.String, "scale": pl.String, "target": pl.Float64}
-    return pl.DataFrame(rows, schema=schema, orient="row")
+#: Where the SD and reliability of the reliable change index come from.
+Reference = Literal["norms", "sample"]
 
 
 def trajectories(
@@ -159,8 +103,8 @@ def trajectories(
         Values 3.0, 3.5, 4.0 at occasions 0, 1, 2 give change 1.0 at the last
         occasion and slope 0.5.
     """
-    frame = _per_occasion(_select(_load(scores), instrument, level, source))
-    keys = [*_RESPONDENT, *_MEASURE]
+    frame = per_occasion(select_scores(load_scores(scores), instrument, level, source))
+    keys = [*RESPONDENT, *MEASURE]
     valid = frame.filter(pl.col("value").is_not_null()).sort("occasion")
     t = pl.col("occasion").cast(pl.Float64)
     v = pl.col("value")
@@ -180,9 +124,9 @@ def trajectories(
         .drop("_sxy", "_sxx")
     )
     columns = [
-        *_CONTEXT,
-        *_RESPONDENT,
-        *_MEASURE,
+        *CONTEXT,
+        *RESPONDENT,
+        *MEASURE,
         "occasion",
         "t",
         "session",
@@ -200,7 +144,7 @@ def trajectories(
         (pl.col("value") - pl.col("baseline")).alias("change"),
         pl.col("n_points").fill_null(0).cast(pl.Int64),
     )
-    return out.select([*columns, *_params(out)]).sort([*_RESPONDENT, *_MEASURE, "occasion"])
+    return out.select([*columns, *param_columns(out)]).sort([*RESPONDENT, *MEASURE, "occasion"])
 
 
 def reliable_change(
@@ -209,63 +153,131 @@ def reliable_change(
     instrument: str | None = "ipip-neo-120",
     level: str | None = "domain",
     source: str | None = "self_report",
+    *,
+    reference: Reference = "norms",
+    reference_sd: Mapping[str, float] | float | None = None,
 ) -> pl.DataFrame:
     """Jacobson-Truax reliable change index of each respondent, baseline to last occasion.
 
-    ``RCI = (x_last - x_first) / S_diff`` with ``S_diff = sqrt(2) * SE`` and
-    ``SE = SD_baseline * sqrt(1 - r_xx)`` (Jacobson, N. S., & Truax, P. (1991).
-    Clinical significance: a statistical approach to defining meaningful change
-    in psychotherapy research. *Journal of Consulting and Clinical Psychology*,
-    59(1), 12-19). ``SD_baseline`` is the standard deviation of the baseline
-    values across all respondents of the scale; ``|RCI| > 1.96`` counts as
-    reliable change.
+    ``RCI = (x_last - x_first) / S_diff`` with ``S_diff = sqrt(2) * SD * sqrt(1 - r_xx)``
+    (Jacobson & Truax, 1991); ``|RCI| > 1.96`` is a reliable change. ``SD`` and
+    ``r_xx`` describe the instrument's measurement error *in people*, so by
+    default they come from the published norms shipped with personae
+    (:mod:`personae.measures.norms`). ``reference="sample"`` takes them from the
+    simulated respondents instead (SD of their baseline values, test-retest r
+    from baseline to the next occasion); with one persona run over several
+    seeds that spread is seed noise and tiny changes come out "reliable", so it
+    is used only when asked for.
 
     Args:
         scores: A database path or a :func:`trait_scores` frame.
-        reliability: ``r_xx`` per scale (e.g. published alphas), or one number
-            for every scale. Scales it does not name use the test-retest
-            correlation across respondents between the baseline and the next
-            occasion.
+        reliability: ``r_xx`` per scale, or one number for every scale; it
+            overrides the reference's.
         instrument, level, source: Which scores; ``None`` keeps all.
+        reference: ``"norms"`` (published norms) or ``"sample"`` (the simulated respondents).
+        reference_sd: The SD per scale, or one number; overrides the reference's.
 
     Returns:
         One row per episode x agent x scale: context columns, ``occasion_first``,
-        ``occasion_last``, ``x_first``, ``x_last``, ``diff``, ``sd_baseline``,
-        ``r_xx``, ``r_source`` (``given`` or ``test-retest``), ``s_diff``,
-        ``rci``, ``reliable`` (bool), ``direction`` (``up``, ``down``, ``none``;
-        null where no RCI), ``reason`` (why ``rci`` is null: a single occasion,
-        no spread at baseline, or no usable ``r_xx``, i.e. missing, >= 1 or
-        <= 0), ``param:<name>``.
+        ``occasion_last``, ``x_first``, ``x_last``, ``diff``, ``reference``
+        (where the SD came from: ``norms``, ``sample`` or ``given``),
+        ``sd_reference``, ``sd_source`` (the norm's source and sample),
+        ``r_xx``, ``r_source``, ``s_diff``, ``rci``, ``reliable`` (bool),
+        ``direction`` (``up``, ``down``, ``none``; null where no RCI),
+        ``reason`` (why ``rci`` is null: one occasion, no shipped norm, no
+        spread, no usable ``r_xx``), ``param:<name>``.
+
+    Raises:
+        ValueError: ``reference`` is neither ``"norms"`` nor ``"sample"``.
+
+    Example:
+        >>> reliable_change(scores, instrument="phq-9", level="total")  # doctest: +SKIP
+        >>> reliable_change(scores, reference_sd=0.7, reliability=0.88)  # doctest: +SKIP
     """
-    ends = _endpoints(_per_occasion(_select(_load(scores), instrument, level, source)))
-    stats: list[dict[str, Any]] = []
-    for key, group in ends.partition_by(_MEASURE, as_dict=True, maintain_order=True).items():
-        measure = dict(zip(_MEASURE, key, strict=True))
-        given = (
-            reliability.get(measure["scale"]) if isinstance(reliability, Mapping) else reliability
+    ends = endpoints(per_occasion(select_scores(load_scores(scores), instrument, level, source)))
+    out = _with_rci(ends, reliability, reference, reference_sd)
+    direction = (
+        pl.when(pl.col("rci") > RCI_CRITICAL)
+        .then(pl.lit("up"))
+        .when(pl.col("rci") < -RCI_CRITICAL)
+        .then(pl.lit("down"))
+        .when(pl.col("rci").is_not_null())
+        .then(pl.lit("none"))
+    )
+    out = out.with_columns(direction.alias("direction"))
+    columns = [
+        *CONTEXT,
+        *RESPONDENT,
+        *MEASURE,
+        "occasion_first",
+        "occasion_last",
+        "x_first",
+        "x_last",
+        "diff",
+        *_RCI_COLUMNS,
+        "direction",
+        "reason",
+    ]
+    return out.select([*columns, *param_columns(out)])
+
+
+_RCI_COLUMNS = [
+    "reference",
+    "sd_reference",
+    "sd_source",
+    "r_xx",
+    "r_source",
+    "s_diff",
+    "rci",
+    "reliable",
+]
+
+
+def _with_rci(
+    ends: pl.DataFrame,
+    reliability: Mapping[str, float] | float | None,
+    reference: Reference,
+    reference_sd: Mapping[str, float] | float | None,
+) -> pl.DataFrame:
+    """Add ``diff``, the reference columns, ``s_diff``, ``rci``, ``reliable`` and ``reason``."""
+    if reference not in ("norms", "sample"):
+        raise ValueError(f"reference must be 'norms' or 'sample', got {reference!r}.")
+    rows: list[dict[str, Any]] = []
+    sample = reference == "sample"
+    for key, group in ends.partition_by(MEASURE, as_dict=True, maintain_order=True).items():
+        measure = dict(zip(MEASURE, key, strict=True))
+        spread = group["x_first"].std() if sample else None
+        ref = change_reference(
+            str(measure["instrument"]),
+            str(measure["scale"]),
+            reference=reference,
+            sd=_given(reference_sd, measure["scale"]),
+            reliability=_given(reliability, measure["scale"]),
+            sample_sd=float(spread) if isinstance(spread, int | float) else None,
+            sample_reliability=pearson(group["x_first"], group["x_next"]).r if sample else None,
+            sample_size=group.height,
         )
-        if given is not None:
-            r_xx: float | None = float(given)
-            r_source = "given"
-        else:
-            r_xx = _pearson(group["x_first"], group["x_next"])[1]
-            r_source = "test-retest"
-        sd = group["x_first"].std()
-        stats.append(
+        rows.append(
             {
                 **measure,
-                "sd_baseline": float(sd) if isinstance(sd, int | float) else None,
-                "r_xx": r_xx,
-                "r_source": r_source,
+                "reference": ref.kind,
+                "sd_reference": ref.sd,
+                "sd_source": ref.sd_source,
+                "r_xx": ref.reliability,
+                "r_source": ref.reliability_source,
+                "_missing": ref.missing,
             }
         )
-    schema = {c: pl.String for c in _MEASURE} | {
-        "sd_baseline": pl.Float64,
+    schema = {c: pl.String for c in MEASURE} | {
+        "reference": pl.String,
+        "sd_reference": pl.Float64,
+        "sd_source": pl.String,
         "r_xx": pl.Float64,
         "r_source": pl.String,
+        "_missing": pl.String,
     }
-    out = ends.join(pl.DataFrame(stats, schema=schema), on=_MEASURE, how="left")
-    s_diff = math.sqrt(2) * pl.col("sd_baseline") * (1 - pl.col("r_xx")).sqrt()
+    out = ends.join(pl.DataFrame(rows, schema=schema), on=MEASURE, how="left")
+    s_diff = math.sqrt(2) * pl.col("sd_reference") * (1 - pl.col("r_xx")).sqrt()
     out = out.with_columns(
         (pl.col("x_last") - pl.col("x_first")).alias("diff"),
         pl.when(pl.col("r_xx") < 1).then(s_diff).alias("s_diff"),
@@ -273,45 +285,26 @@ def reliable_change(
     reason = (
         pl.when(pl.col("occasion_last") == pl.col("occasion_first"))
         .then(pl.lit("one occasion"))
-        .when(pl.col("sd_baseline").is_null() | (pl.col("sd_baseline") == 0))
-        .then(pl.lit("no spread at baseline across respondents"))
-        .when(pl.col("r_xx").is_null())
-        .then(pl.lit("no reliability: give one or measure at least 3 respondents twice"))
+        .when(pl.col("_missing").is_not_null())
+        .then(pl.col("_missing"))
+        .when(pl.col("sd_reference") <= 0)
+        .then(pl.lit("a reference SD of 0 leaves nothing to scale the change by"))
         .when(pl.col("r_xx") >= 1)
         .then(pl.lit("reliability of 1 leaves no measurement error"))
         .when(pl.col("r_xx") <= 0)
         .then(pl.lit("reliability <= 0 is no usable estimate: pass reliability="))
     )
     rci = pl.when(reason.is_null()).then(pl.col("diff") / pl.col("s_diff"))
-    out = out.with_columns(reason.alias("reason"), rci.alias("rci")).with_columns(
-        (pl.col("rci").abs() > RCI_CRITICAL).alias("reliable"),
-        pl.when(pl.col("rci") > RCI_CRITICAL)
-        .then(pl.lit("up"))
-        .when(pl.col("rci") < -RCI_CRITICAL)
-        .then(pl.lit("down"))
-        .when(pl.col("rci").is_not_null())
-        .then(pl.lit("none"))
-        .alias("direction"),
+    return (
+        out.with_columns(reason.alias("reason"), rci.alias("rci"))
+        .with_columns((pl.col("rci").abs() > RCI_CRITICAL).alias("reliable"))
+        .drop("_missing")
     )
-    columns = [
-        *_CONTEXT,
-        *_RESPONDENT,
-        *_MEASURE,
-        "occasion_first",
-        "occasion_last",
-        "x_first",
-        "x_last",
-        "diff",
-        "sd_baseline",
-        "r_xx",
-        "r_source",
-        "s_diff",
-        "rci",
-        "reliable",
-        "direction",
-        "reason",
-    ]
-    return out.select([*columns, *_params(out)])
+
+
+def _given(value: Mapping[str, float] | float | None, scale: str) -> float | None:
+    got = value.get(scale) if isinstance(value, Mapping) else value
+    return None if got is None else float(got)
 
 
 def drift_summary(
@@ -320,31 +313,51 @@ def drift_summary(
     instrument: str | None = "ipip-neo-120",
     level: str | None = "domain",
     source: str | None = "self_report",
+    *,
+    reference: Reference = "norms",
+    reference_sd: Mapping[str, float] | float | None = None,
+    ci: float = 0.95,
 ) -> pl.DataFrame:
-    """Per persona and scale: baseline and last means, mean change, effect size, reliable changes.
+    """Per persona and scale: mean change and slope with confidence intervals, reliable changes.
+
+    The replicates of a persona (its episodes that differ by seed) are its
+    sample: ``mean_change`` and ``mean_slope`` get Student-t intervals and
+    one-sample t-tests against 0 across them.
 
     Args:
-        scores, reliability, instrument, level, source: As for :func:`reliable_change`.
+        scores, reliability, instrument, level, source, reference, reference_sd:
+            As for :func:`reliable_change`.
+        ci: Confidence level of the intervals.
 
     Returns:
         One row per ``experiment_id`` x ``param_index`` x ``agent`` x scale:
         ``persona`` (a label), ``respondents``, ``target``, ``baseline_mean``,
-        ``last_mean``, ``mean_change``, ``sd_change``, ``effect_size`` (mean
-        change / SD of baseline across all respondents, Cohen's d against the
-        baseline spread), ``share_reliable`` (share of respondents with a
-        reliable change, among those with an RCI), ``mean_slope``, then
-        ``param:<name>``.
+        ``last_mean``, ``mean_change``, ``sd_change``, ``change_ci_low``,
+        ``change_ci_high``, ``change_p``, ``reference``, ``sd_reference``,
+        ``effect_size`` (mean change / ``sd_reference``, Cohen's d against the
+        reference spread), ``share_reliable`` (share of respondents with a
+        reliable change, among those with an RCI), ``mean_slope``,
+        ``slope_ci_low``, ``slope_ci_high``, ``slope_p``, then ``param:<name>``.
+        Intervals and p-values need at least 2 respondents with some spread.
     """
-    frame = _load(scores)
-    changes = reliable_change(frame, reliability, instrument, level, source)
+    frame = load_scores(scores)
+    changes = reliable_change(
+        frame,
+        reliability,
+        instrument,
+        level,
+        source,
+        reference=reference,
+        reference_sd=reference_sd,
+    )
     slopes = (
         trajectories(frame, instrument, level, source)
-        .group_by([*_RESPONDENT, *_MEASURE])
+        .group_by([*RESPONDENT, *MEASURE])
         .agg(pl.col("slope").first(), pl.col("target").drop_nulls().first())
     )
-    changes = changes.join(slopes, on=[*_RESPONDENT, *_MEASURE], how="left")
-    keys = ["experiment_id", "param_index", "agent", *_MEASURE]
-    params = _params(changes)
+    changes = changes.join(slopes, on=[*RESPONDENT, *MEASURE], how="left")
+    keys = ["experiment_id", "param_index", "agent", *MEASURE]
+    params = param_columns(changes)
     out = (
         changes.group_by(keys)
         .agg(
@@ -354,85 +367,167 @@ def drift_summary(
             pl.col("x_last").mean().alias("last_mean"),
             pl.col("diff").mean().alias("mean_change"),
             pl.col("diff").std().alias("sd_change"),
-            pl.col("sd_baseline").first(),
+            pl.col("diff").count().alias("_n_change"),
+            pl.col("reference").first(),
+            pl.col("sd_reference").first(),
             pl.col("reliable").filter(pl.col("rci").is_not_null()).mean().alias("share_reliable"),
             pl.col("slope").mean().alias("mean_slope"),
+            pl.col("slope").std().alias("_sd_slope"),
+            pl.col("slope").count().alias("_n_slope"),
             *[pl.col(p).first() for p in params],
         )
         .with_columns(
             pl.format("{} (set {})", "agent", "param_index").alias("persona"),
-            pl.when(pl.col("sd_baseline") > 0)
-            .then(pl.col("mean_change") / pl.col("sd_baseline"))
+            pl.when(pl.col("sd_reference") > 0)
+            .then(pl.col("mean_change") / pl.col("sd_reference"))
             .alias("effect_size"),
         )
     )
+    out = _t_columns(out, "change", "mean_change", "sd_change", "_n_change", ci)
+    out = _t_columns(out, "slope", "mean_slope", "_sd_slope", "_n_slope", ci)
     columns = [
         "experiment_id",
         "param_index",
         "agent",
         "persona",
-        *_MEASURE,
+        *MEASURE,
         "respondents",
         "target",
         "baseline_mean",
         "last_mean",
         "mean_change",
         "sd_change",
+        "change_ci_low",
+        "change_ci_high",
+        "change_p",
+        "reference",
+        "sd_reference",
         "effect_size",
         "share_reliable",
         "mean_slope",
+        "slope_ci_low",
+        "slope_ci_high",
+        "slope_p",
     ]
     return out.select([*columns, *params]).sort(keys)
 
 
-def clinical_change(scores: Scores, instruments: Sequence[str] = CLINICAL) -> pl.DataFrame:
-    """Clinical totals (PHQ-9, GAD-7, PSS-10) at the first and last occasion of each respondent.
+def _t_columns(
+    frame: pl.DataFrame, name: str, mean: str, sd: str, n: str, ci: float
+) -> pl.DataFrame:
+    """``<name>_ci_low``, ``<name>_ci_high``, ``<name>_p``: Student t across respondents."""
+    import numpy as np
+    from scipy import stats
+
+    means, sds = frame[mean].cast(pl.Float64).to_numpy(), frame[sd].cast(pl.Float64).to_numpy()
+    counts = frame[n].cast(pl.Float64).to_numpy()
+    usable = (counts >= 2) & (sds > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = sds / np.sqrt(counts)
+        half = stats.t.ppf(0.5 + ci / 2, counts - 1) * se
+        p = 2 * stats.t.sf(np.abs(means / se), counts - 1)
+    series = {f"{name}_ci_low": means - half, f"{name}_ci_high": means + half, f"{name}_p": p}
+    return frame.with_columns(
+        pl.Series(column, np.where(usable, values, np.nan), dtype=pl.Float64).fill_nan(None)
+        for column, values in series.items()
+    )
+
+
+def clinical_change(
+    scores: Scores,
+    instruments: Sequence[str] = CLINICAL,
+    *,
+    reference: Reference = "norms",
+    reference_sd: Mapping[str, float] | float | None = None,
+    reliability: Mapping[str, float] | float | None = None,
+    functional: Mapping[str, Population] | None = None,
+    dysfunctional: Mapping[str, Population] | None = None,
+    criterion: Criterion | None = None,
+) -> pl.DataFrame:
+    """Clinical totals (PHQ-9, GAD-7, PSS-10) first vs last: band transition, RCI and J-T category.
+
+    A band transition (PHQ-9 9 -> 10 is ``mild -> moderate``) is no change in
+    itself: read it with ``verdict`` beside it, the reliable change index
+    against the published norms (see :func:`reliable_change`). Clinical
+    significance follows Jacobson and Truax (1991): a reliable improvement that
+    ends on the functional side of the cut-off (see
+    :func:`personae.measures.norms.clinical_cutoff`) is ``recovered``.
+    Higher totals are worse on all three instruments.
 
     Args:
         scores: A database path or a :func:`trait_scores` frame.
         instruments: Instruments whose ``total`` scores to compare.
+        reference, reference_sd, reliability: As for :func:`reliable_change`
+            (keys are instrument names).
+        functional: (mean, SD) of the functional population per instrument;
+            default the shipped general-population norm.
+        dysfunctional: (mean, SD) of a clinical population per instrument;
+            none is shipped.
+        criterion: ``"a"``, ``"b"`` or ``"c"``; ``None`` takes ``c`` when both
+            populations are known, else ``b`` or ``a``.
 
     Returns:
         One row per episode x agent x instrument: context columns,
         ``occasion_first``, ``occasion_last``, ``value_first``, ``value_last``,
         ``change``, ``band_first``, ``band_last``, ``band_changed``,
-        ``transition`` (e.g. ``moderate -> mild``), ``param:<name>``.
+        ``transition`` (e.g. ``moderate -> mild``), ``verdict`` (``reliable
+        improvement``, ``reliable deterioration``, ``no reliable change``; null
+        without an RCI), the reference columns of :func:`reliable_change`,
+        ``cutoff``, ``criterion``, ``functional_first``, ``functional_last``,
+        ``jt_category`` (``recovered``, ``improved``, ``unchanged``,
+        ``deteriorated``), ``reason``, ``param:<name>``.
     """
-    frame = _per_occasion(
-        _load(scores).filter(
+    frame = per_occasion(
+        load_scores(scores).filter(
             pl.col("instrument").is_in(list(instruments))
             & (pl.col("level") == "total")
             & (pl.col("source") == "self_report")
             & pl.col("value").is_not_null()
         )
     )
-    keys = [*_RESPONDENT, "instrument"]
-    params = _params(frame)
-    out = (
-        frame.sort("occasion")
-        .group_by(keys, maintain_order=True)
-        .agg(
-            *[pl.col(c).first() for c in [*_CONTEXT, *params]],
-            pl.col("occasion").first().alias("occasion_first"),
-            pl.col("occasion").last().alias("occasion_last"),
-            pl.col("value").first().alias("value_first"),
-            pl.col("value").last().alias("value_last"),
-            pl.col("band").first().alias("band_first"),
-            pl.col("band").last().alias("band_last"),
-        )
-        .with_columns(
-            (pl.col("value_last") - pl.col("value_first")).alias("change"),
-            (pl.col("band_first").fill_null("?") != pl.col("band_last").fill_null("?")).alias(
-                "band_changed"
-            ),
-            pl.format(
-                "{} -> {}", pl.col("band_first").fill_null("?"), pl.col("band_last").fill_null("?")
-            ).alias("transition"),
-        )
+    ends = endpoints(frame)
+    out = _with_rci(ends, reliability, reference, reference_sd)
+    cutoffs = pl.DataFrame(
+        [
+            (name, *_cutoff(name, functional, dysfunctional, criterion))
+            for name in out["instrument"].unique().to_list()
+        ],
+        schema={"instrument": pl.String, "cutoff": pl.Float64, "criterion": pl.String},
+        orient="row",
     )
+    improved, worse = pl.col("rci") < -RCI_CRITICAL, pl.col("rci") > RCI_CRITICAL
+    first_ok, last_ok = pl.col("x_first") <= pl.col("cutoff"), pl.col("x_last") <= pl.col("cutoff")
+    out = out.join(cutoffs, on="instrument", how="left").with_columns(
+        (pl.col("band_first").fill_null("?") != pl.col("band_last").fill_null("?")).alias(
+            "band_changed"
+        ),
+        pl.format(
+            "{} -> {}", pl.col("band_first").fill_null("?"), pl.col("band_last").fill_null("?")
+        ).alias("transition"),
+        pl.when(improved)
+        .then(pl.lit("reliable improvement"))
+        .when(worse)
+        .then(pl.lit("reliable deterioration"))
+        .when(pl.col("rci").is_not_null())
+        .then(pl.lit("no reliable change"))
+        .alias("verdict"),
+        first_ok.alias("functional_first"),
+        last_ok.alias("functional_last"),
+        pl.when(improved & ~first_ok & last_ok)
+        .then(pl.lit("recovered"))
+        .when(improved)
+        .then(pl.lit("improved"))
+        .when(worse)
+        .then(pl.lit("deteriorated"))
+        .when(pl.col("rci").is_not_null())
+        .then(pl.lit("unchanged"))
+        .alias("jt_category"),
+    )
+    renamed = {"x_first": "value_first", "x_last": "value_last", "diff": "change"}
     columns = [
-        *_CONTEXT,
-        *keys,
+        *CONTEXT,
+        *RESPONDENT,
+        "instrument",
         "occasion_first",
         "occasion_last",
         "value_first",
@@ -442,128 +537,44 @@ def clinical_change(scores: Scores, instruments: Sequence[str] = CLINICAL) -> pl
         "band_last",
         "band_changed",
         "transition",
+        "verdict",
+        *_RCI_COLUMNS,
+        "cutoff",
+        "criterion",
+        "functional_first",
+        "functional_last",
+        "jt_category",
+        "reason",
     ]
-    return out.select([*columns, *params])
+    out = out.rename(renamed)
+    return out.select([*columns, *param_columns(out)])
 
 
-# --- shared steps -------------------------------------------------------------------------------
-
-
-def _empty(schema: Mapping[str, Any]) -> pl.DataFrame:
-    return pl.DataFrame(schema=dict(schema))
-
-
-def _conform(frame: pl.DataFrame) -> pl.DataFrame:
-    """Give a trait-scores frame every canonical column with its type (all-null columns too)."""
-    frame = frame.with_columns(
-        pl.lit(None, dtype).alias(column)
-        for column, dtype in TRAIT_SCORES_SCHEMA.items()
-        if column not in frame.columns
-    )
-    frame = frame.cast(pl.Schema(TRAIT_SCORES_SCHEMA), strict=False)
-    return frame.with_columns(pl.col("t").fill_null(pl.col("occasion")))
-
-
-def _load(scores: Scores) -> pl.DataFrame:
-    if isinstance(scores, pl.DataFrame):
-        return _conform(scores)
-    return trait_scores(scores)
-
-
-def _select(
-    frame: pl.DataFrame, instrument: str | None, level: str | None, source: str | None
-) -> pl.DataFrame:
-    for column, wanted in (("instrument", instrument), ("level", level), ("source", source)):
-        if wanted is not None:
-            frame = frame.filter(pl.col(column) == wanted)
-    return frame
-
-
-def _params(frame: pl.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("param:")]
-
-
-def _per_occasion(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per respondent x measure x occasion: the forms of a crossed design averaged."""
-    keys = [*_RESPONDENT, *_MEASURE, "occasion"]
-    others = [c for c in frame.columns if c not in {*keys, "value", "band"}]
-    out = (
-        frame.group_by(keys, maintain_order=True)
-        .agg(
-            pl.col("value").mean(),
-            pl.col("band").drop_nulls().mode().sort().first(),
-            pl.len().alias("n_forms"),
-            *[pl.col(c).first() for c in others],
-        )
-        .sort([*_RESPONDENT, *_MEASURE, "occasion"])
-    )
-    return _reband(out)
-
-
-def _reband(frame: pl.DataFrame) -> pl.DataFrame:
-    """Band averaged totals by the instrument's bands (else keep the forms' most common band)."""
-    averaged = frame.filter((pl.col("n_forms") > 1) & pl.col("band").is_not_null())
-    if averaged.is_empty():
-        return frame
-    from personae.errors import ConfigError
-    from personae.measures.instruments import load_instrument
-    from personae.measures.scoring import band_of
-
-    bands: dict[tuple[str, str], Any] = {}
-    for instrument, scale in averaged.select("instrument", "scale").unique().iter_rows():
-        try:
-            bands[instrument, scale] = load_instrument(instrument).bands.get(scale)
-        except ConfigError:
-            continue
-    rows = frame.select("instrument", "scale", "value", "band", "n_forms").iter_rows()
-    labels = [
-        band_of(bands[i, scale], value) if n > 1 and bands.get((i, scale)) else band
-        for i, scale, value, band, n in rows
-    ]
-    return frame.with_columns(pl.Series("band", labels, dtype=pl.String))
-
-
-def _endpoints(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per respondent x measure: the first, second and last occasions with a value."""
-    keys = [*_RESPONDENT, *_MEASURE]
-    params = _params(frame)
-    return (
-        frame.filter(pl.col("value").is_not_null())
-        .sort("occasion")
-        .group_by(keys, maintain_order=True)
-        .agg(
-            *[pl.col(c).first() for c in [*_CONTEXT, *params]],
-            pl.col("occasion").first().alias("occasion_first"),
-            pl.col("occasion").last().alias("occasion_last"),
-            pl.col("value").first().alias("x_first"),
-            pl.col("value").slice(1, 1).first().alias("x_next"),
-            pl.col("value").last().alias("x_last"),
-        )
-    )
-
-
-def _finite(value: Any) -> float | None:
+def _cutoff(
+    instrument: str,
+    functional: Mapping[str, Population] | None,
+    dysfunctional: Mapping[str, Population] | None,
+    criterion: Criterion | None,
+) -> tuple[float | None, str | None]:
+    """The Jacobson-Truax cut-off of one instrument, or (None, None) without the populations."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        return clinical_cutoff(
+            _population(instrument, functional, "functional"),
+            _population(instrument, dysfunctional, "dysfunctional"),
+            criterion,
+        )
+    except ValueError:
+        return None, None
+
+
+def _population(
+    instrument: str,
+    given: Mapping[str, Population] | None,
+    role: Literal["functional", "dysfunctional"],
+) -> Population | None:
+    if given is not None and instrument in given:
+        return given[instrument]
+    norm = find_norm(instrument, instrument, role)
+    if norm is None or norm.mean is None or norm.sd is None:
         return None
-    return number if math.isfinite(number) else None
-
-
-def _pearson(x: pl.Series, y: pl.Series) -> tuple[int, float | None, float | None, str | None]:
-    """Pearson r over complete pairs: (n, r, p, reason r is null)."""
-    pairs = [
-        (a, b)
-        for a, b in zip(x.to_list(), y.to_list(), strict=True)
-        if _finite(a) is not None and _finite(b) is not None
-    ]
-    n = len(pairs)
-    if n < 3:
-        return n, None, None, f"fewer than 3 pairs ({n})"
-    xs, ys = zip(*pairs, strict=True)
-    if len(set(xs)) == 1 or len(set(ys)) == 1:
-        return n, None, None, "no variance"
-    from scipy.stats import pearsonr
-
-    result = pearsonr(xs, ys)
-    return n, _finite(result.statistic), _finite(result.pvalue), None
+    return norm.mean, norm.sd

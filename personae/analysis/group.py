@@ -344,8 +344,8 @@ def participation(source: Source) -> pl.DataFrame:
     Returns:
         One row per episode x member: context columns, ``agent``,
         ``utterances``, ``share`` (of the members' utterances; null if no member
-        spoke), and the episode's ``gini`` and ``entropy`` (see
-        :func:`participation_summary`), then ``param:<name>``.
+        spoke), and the episode's ``gini``, ``gini_normalised`` and ``entropy``
+        (see :func:`participation_summary`), then ``param:<name>``.
     """
     data = _data(source)
     members = _members_only(data.members).select("episode_id", "agent")
@@ -366,11 +366,16 @@ def participation(source: Source) -> pl.DataFrame:
     )
     stats = pl.DataFrame(
         [
-            (episode_id, gini(shares), normalised_entropy(shares))
+            (episode_id, gini(shares), gini_normalised(shares), normalised_entropy(shares))
             for (episode_id,), group in per_agent.partition_by("episode_id", as_dict=True).items()
             for shares in [group["share"].fill_null(0.0).to_list()]
         ],
-        schema={"episode_id": pl.Int64, "gini": pl.Float64, "entropy": pl.Float64},
+        schema={
+            "episode_id": pl.Int64,
+            "gini": pl.Float64,
+            "gini_normalised": pl.Float64,
+            "entropy": pl.Float64,
+        },
         orient="row",
     )
     out = per_agent.join(stats, on="episode_id", how="left")
@@ -382,15 +387,18 @@ def participation_summary(source: Source) -> pl.DataFrame:
 
     ``gini`` is the Gini coefficient of the members' shares,
     ``sum_i sum_j |x_i - x_j| / (2 n^2 mean)``, members who never spoke
-    counting as 0 (shares 0.5, 0.5, 0, 0 give 0.5). ``entropy`` is the Shannon
-    entropy of the shares divided by ``log n`` (1 = everyone spoke equally;
-    shares 0.5, 0.5, 0, 0 give 0.5).
+    counting as 0 (shares 0.5, 0.5, 0, 0 give 0.5). Its maximum, one member
+    speaking alone, is ``(n - 1) / n``, so it grows with group size;
+    ``gini_normalised`` divides by that maximum (:func:`gini_normalised`; 2/3
+    for the same shares) and is the one to compare across group sizes.
+    ``entropy`` is the Shannon entropy of the shares divided by ``log n``
+    (1 = everyone spoke equally; shares 0.5, 0.5, 0, 0 give 0.5).
 
     Returns:
         One row per episode: context columns, ``n_members``, ``utterances``
         (by members), ``moderator_utterances`` (by everyone else), ``silent``
-        (members who never spoke), ``top_share``, ``gini``, ``entropy``, then
-        ``param:<name>``.
+        (members who never spoke), ``top_share``, ``gini``,
+        ``gini_normalised``, ``entropy``, then ``param:<name>``.
     """
     data = _data(source)
     per_agent = participation(data)
@@ -407,6 +415,7 @@ def participation_summary(source: Source) -> pl.DataFrame:
             (pl.col("utterances") == 0).sum().cast(pl.Int64).alias("silent"),
             pl.col("share").max().alias("top_share"),
             pl.col("gini").first(),
+            pl.col("gini_normalised").first(),
             pl.col("entropy").first(),
         )
         .join(others, on="episode_id", how="left")
@@ -419,6 +428,7 @@ def participation_summary(source: Source) -> pl.DataFrame:
             "silent",
             "top_share",
             "gini",
+            "gini_normalised",
             "entropy",
         )
     )
@@ -432,6 +442,23 @@ def gini(values: Sequence[float]) -> float | None:
     if n == 0 or total <= 0:
         return None
     return sum(abs(a - b) for a in values for b in values) / (2 * n * total)
+
+
+def gini_normalised(values: Sequence[float]) -> float | None:
+    """The Gini coefficient divided by its maximum for ``n`` values, ``(n - 1) / n``.
+
+    0 when all are equal, 1 when one value holds everything, whatever ``n``;
+    ``None`` if all are 0 or ``n < 2``.
+
+    Example:
+        >>> gini_normalised([1.0, 0.0, 0.0, 0.0]), gini([1.0, 0.0, 0.0, 0.0])
+        (1.0, 0.75)
+    """
+    n = len(values)
+    raw = gini(values)
+    if raw is None or n < 2:
+        return None
+    return raw * n / (n - 1)
 
 
 def normalised_entropy(shares: Sequence[float]) -> float | None:
@@ -735,7 +762,7 @@ def group_summary(source: Source, tolerance: float = 0.5) -> pl.DataFrame:
         ``mean_last``, ``variance_first``, ``variance_last``,
         ``bimodality_last``, ``extreme_share_last``, ``esteban_ray_last``
         (first and last measurement), ``t_consensus``, ``consensus``,
-        ``broken``, ``gini``, ``entropy``, ``reciprocity``,
+        ``broken``, ``gini``, ``gini_normalised``, ``entropy``, ``reciprocity``,
         ``reciprocated_share``, then ``param:<name>``.
     """
     data = _data(source)
@@ -751,7 +778,7 @@ def group_summary(source: Source, tolerance: float = 0.5) -> pl.DataFrame:
     )
     pieces = [
         participation_summary(data).select(
-            "episode_id", "n_members", "utterances", "gini", "entropy"
+            "episode_id", "n_members", "utterances", "gini", "gini_normalised", "entropy"
         ),
         ends,
         time_to_consensus(data, tolerance).select(
@@ -771,6 +798,7 @@ def group_summary(source: Source, tolerance: float = 0.5) -> pl.DataFrame:
         "consensus",
         "broken",
         "gini",
+        "gini_normalised",
         "entropy",
         "reciprocity",
         "reciprocated_share",
@@ -844,6 +872,7 @@ __all__ = [
     "episode_network",
     "esteban_ray",
     "gini",
+    "gini_normalised",
     "group_summary",
     "influence",
     "influence_graph",

@@ -118,7 +118,7 @@ def plot_participation(
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     ax.legend(fontsize=7)
     ax.set_title(
-        f"Episode {episode_id}: participation (Gini {_fmt(rows['gini'][0])}, "
+        f"Episode {episode_id}: participation (normalised Gini {_fmt(rows['gini_normalised'][0])}, "
         f"entropy {_fmt(rows['entropy'][0])})",
         fontsize=10,
     )
@@ -232,7 +232,7 @@ def _section_html(data: GroupData, episode_id: int | None, tolerance: float) -> 
             pl.col("variance_last").mean(),
             pl.col("bimodality_last").mean(),
             pl.col("extreme_share_last").mean(),
-            pl.col("gini").mean(),
+            pl.col("gini_normalised").mean(),
             pl.col("entropy").mean(),
             pl.col("reciprocity").mean(),
         )
@@ -245,7 +245,8 @@ def _section_html(data: GroupData, episode_id: int | None, tolerance: float) -> 
             f"{summary.height} discussions with opinion measurements. Consensus: opinion range "
             f"(max - min) <= {tolerance} from some measurement to the end. Bimodality: Sarle's "
             f"coefficient (> {BIMODALITY_THRESHOLD:.3f} hints at two camps); extreme share: "
-            "members at either end of the 1-5 scale; Gini and entropy of the members' shares of "
+            "members at either end of the 1-5 scale; Gini (normalised by its maximum (n-1)/n for "
+            "n members, so groups of different sizes compare) and entropy of the members' shares of "
             "utterances; reciprocity of the heard-reply graph."
         ),
         _h3("Per condition (means over episodes)"),

@@ -19,16 +19,16 @@ from personae.analysis.persuasion import (
     PARTICIPANT_ROLE,
     PUBLISHED,
     Debates,
-    _label,
-    _ordered,
     debates,
     ordinal_regression,
+    proportional_odds_test,
     published_comparison,
     shift_by_condition,
     stance_curves,
     stances,
     trait_moderators,
 )
+from personae.analysis.persuasion_frames import level_label, natural_order
 from personae.analysis.plots import empty_figure, finish_figure, palette, subplot_grid
 from personae.analysis.report import paragraph as _p
 from personae.analysis.report import subheading as _h3
@@ -56,7 +56,7 @@ def plot_shift_by_condition(
         return finish_figure(empty_figure("no debate with a pre- and post-agreement"), path)
     fig, axes = subplot_grid(1, size=(max(4.0, 1.3 * stats.height), 3.6))
     ax = axes[0]
-    labels = [" / ".join(_label(v) for v in row) for row in stats.select(by).iter_rows()]
+    labels = [" / ".join(level_label(v) for v in row) for row in stats.select(by).iter_rows()]
     x = list(range(stats.height))
     means = stats["mean_shift"].to_list()
     low = [m - lo if lo is not None else 0.0 for m, lo in zip(means, stats["ci_low"], strict=True)]
@@ -85,11 +85,13 @@ def plot_odds_ratios(
     """Forest plot of an :func:`ordinal_regression` result on a log axis, published values marked.
 
     Args:
-        model: The regression frame.
-        include_controls: Also draw pre-agreement and other controls.
+        model: The regression frame (threshold rows are never drawn).
+        include_controls: Also draw the linear pre-agreement of the proportional
+            model and other controls.
         path: Save the figure here as PNG.
     """
-    terms = model if include_controls else model.filter(pl.col("kind") != "control")
+    drawn = ["condition", "strength", *(["control"] if include_controls else [])]
+    terms = model.filter(pl.col("kind").is_in(drawn))
     terms = terms.filter(pl.col("odds_ratio").is_not_null() & pl.col("ci_high").is_finite())
     if terms.is_empty():
         return finish_figure(empty_figure("no odds ratio to draw"), path)
@@ -118,7 +120,11 @@ def plot_odds_ratios(
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
-    ax.set_title(f"Ordinal regression (n = {terms['n'][0]}); published: Salvi et al.", fontsize=9)
+    name = terms["model"][0] if "model" in terms.columns else None
+    label = f"{name} model, " if name else ""
+    ax.set_title(
+        f"Ordinal regression ({label}n = {terms['n'][0]}); published: Salvi et al.", fontsize=9
+    )
     ax.grid(alpha=0.3, axis="x")
     return finish_figure(fig, path)
 
@@ -132,11 +138,13 @@ def plot_stance_curves(
         return finish_figure(empty_figure("no stance measured during the debates"), path)
     fig, axes = subplot_grid(1, size=(6.0, 3.8))
     ax = axes[0]
-    groups = _ordered(curves.select(by).unique(), [by])[by].to_list()
+    groups = natural_order(curves.select(by).unique(), [by])[by].to_list()
     for group, colour in zip(groups, palette(len(groups)), strict=True):
         line = curves.filter(pl.col(by).eq_missing(group))
         x = line["index"].to_list()
-        ax.plot(x, line["mean_toward"].to_list(), marker="o", color=colour, label=_label(group))
+        ax.plot(
+            x, line["mean_toward"].to_list(), marker="o", color=colour, label=level_label(group)
+        )
         band = line.drop_nulls(["ci_low", "ci_high"])
         ax.fill_between(
             band["index"].to_list(),
@@ -199,9 +207,11 @@ def build_section(db: Path) -> str | None:
         html_table(shift_by_condition(table)),
         _h3("Ordinal regression"),
         _p(
-            "Ordinal logit of post-debate agreement toward the opponent on the condition "
-            "(reference: human, not personalised), opinion strength and pre-debate agreement, "
-            "as in Salvi et al. (2025)."
+            "The published model of Salvi et al. (2025), ordinal::clm(post ~ treatment, "
+            "nominal = ~ pre): a partial proportional-odds logit of post-debate agreement "
+            "toward the opponent on the condition (reference: human, not personalised), with "
+            "pre-debate agreement as a factor whose effects differ between thresholds "
+            "(nominal) and no topic term."
         ),
     ]
     try:
@@ -212,9 +222,29 @@ def build_section(db: Path) -> str | None:
         parts += [
             html_table(model),
             figure_html(plot_odds_ratios(model), "odds ratios of the ordinal regression"),
+            _p(
+                "Does pre-agreement act proportionally? Likelihood-ratio test of the model "
+                "above against the proportional-odds model with pre-agreement as a factor "
+                "(ordinal's nominal_test); a small p says its effects differ between "
+                "thresholds, as the published model allows:"
+            ),
+            html_table(proportional_odds_test(table)),
             _p("Published result beside this model:"),
             html_table(published_comparison(model)),
         ]
+    try:
+        alternative = ordinal_regression(table, model="proportional")
+    except ValueError as exc:
+        alternative_html = _p(f"Not estimated: {exc}.", "note")
+    else:
+        alternative_html = html_table(alternative)
+    parts += [
+        _p(
+            "Alternative, not the published model: proportional odds with pre-debate "
+            "agreement as one linear term and opinion-strength dummies."
+        ),
+        alternative_html,
+    ]
     moderators = trait_moderators(table, ("agreeableness", "openness"))
     parts += [
         _h3("Trait moderators"),

@@ -147,9 +147,13 @@ def trait_drift_section(db: Path) -> str | None:
         _h3("Change per persona"),
         _p(
             "Baseline = first occasion, last = last occasion, per persona (agent x parameter "
-            "set) over its replicates. Effect size = mean change / SD of baseline across all "
-            "respondents. Reliable = Jacobson-Truax |RCI| > 1.96 with r_xx = the baseline to "
-            "next-occasion test-retest correlation."
+            "set); the 95% CI of the mean change is a Student t interval over its replicates. "
+            "Reference = where the SD and reliability of the reliable change index come from: "
+            "published norms shipped with personae (norms), never the simulated replicates, "
+            "whose spread is seed noise. Effect size = mean change / reference SD; reliable = "
+            "Jacobson-Truax |RCI| > 1.96. Scales without a shipped norm (the IPIP-NEO-120 "
+            "domains) get no effect size or RCI here: pass reference_sd= and reliability= to "
+            "drift.drift_summary."
         ),
         html_table(summary.filter(not_facets).select(_SUMMARY_COLUMNS)),
     ]
@@ -190,9 +194,17 @@ def trait_drift_section(db: Path) -> str | None:
             _h3("Clinical change"),
             figure_html(plots.plot_clinical_change(scores), "clinical totals, first vs last"),
             html_table(_clinical_summary(clinical)),
-            _h3("Band transitions"),
+            _h3("Band transitions, with the reliable change verdict"),
+            _p(
+                "A band transition (PHQ-9 9 -> 10 is mild -> moderate) is no change unless the "
+                "RCI says so: verdict = Jacobson-Truax RCI against the published norm "
+                "(reference columns in drift.clinical_change). Jacobson-Truax category: "
+                "recovered = reliable improvement ending on the functional side of the cut-off "
+                "(criterion b, 2 SD above the general-population mean, unless clinical norms "
+                "are passed)."
+            ),
             html_table(
-                clinical.group_by("instrument", "transition")
+                clinical.group_by("instrument", "transition", "verdict", "jt_category")
                 .agg(pl.len().alias("respondents"))
                 .sort("instrument", "respondents", descending=[False, True])
             ),
@@ -243,11 +255,22 @@ def measurement_quality_section(db: Path) -> str | None:
         "s.episode_id, s.agent_id, s.occasion, s.instrument, s.level, s.scale, s.value, "
         "s.prompt_variant, s.option_order, s.source",
     ).filter((pl.col("source") == "self_report") & (pl.col("level") != "facet"))
+    tests = _p(
+        "Each respondent (agent x occasion) that answered several forms is compared with "
+        "itself: paired t-test on its forward minus reversed score, repeated-measures ANOVA "
+        "across wordings (Greenhouse-Geisser p with 3 or more). Independent-samples tests "
+        "only where respondents answered one form each; the design and test columns say which."
+    )
     if scores["option_order"].n_unique() > 1:
-        parts += [_h3("Option-order asymmetry"), html_table(option_order_asymmetry(scores))]
+        parts += [
+            _h3("Option-order asymmetry"),
+            tests,
+            html_table(option_order_asymmetry(scores)),
+        ]
     if scores["prompt_variant"].n_unique() > 1:
         parts += [
             _h3("Prompt-variant sensitivity"),
+            *([] if scores["option_order"].n_unique() > 1 else [tests]),
             html_table(prompt_variant_sensitivity(scores)),
         ]
     if scores["option_order"].n_unique() <= 1 or scores["prompt_variant"].n_unique() <= 1:
@@ -384,6 +407,9 @@ _SUMMARY_COLUMNS = [
     "baseline_mean",
     "last_mean",
     "mean_change",
+    "change_ci_low",
+    "change_ci_high",
+    "reference",
     "effect_size",
     "share_reliable",
     "mean_slope",
@@ -411,6 +437,8 @@ def _clinical_summary(clinical: pl.DataFrame) -> pl.DataFrame:
             pl.col("value_last").mean().alias("mean_last"),
             pl.col("change").mean().alias("mean_change"),
             pl.col("band_changed").sum().alias("band_changed"),
+            (pl.col("verdict") == "reliable improvement").sum().alias("reliably_improved"),
+            (pl.col("verdict") == "reliable deterioration").sum().alias("reliably_worse"),
         )
         .sort("instrument", "param_index", "agent")
     )

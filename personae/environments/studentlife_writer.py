@@ -3,7 +3,10 @@
 :func:`write_studentlife` turns any :class:`~personae.environments.sensing.SensingSource`
 (e.g. the synthetic term) into files laid out like the published dataset, so
 the loader in :mod:`personae.environments.studentlife` can be tried end to
-end, and its rules checked, without the real data.
+end without the real data. It writes every stream the loader reads: activity
+and audio inferences, conversations, dark, lock and charge episodes, WiFi
+locations, surveys and EMAs. The rules themselves are checked on hand-made
+folders (``tests/unit/test_studentlife_rules.py``), not only through this writer.
 """
 
 from __future__ import annotations
@@ -19,29 +22,15 @@ import polars as pl
 from personae.environments.sensing import (
     BFI_44_DOMAINS,
     BFI_44_REVERSED,
-    EMA_FIELDS,
     FEATURE_SCHEMA,
-    STRESS_LABELS,
     SensingSource,
     Term,
-    ema_items,
-    stress_score,
 )
-from personae.environments.studentlife import (
-    ACTIVITY_BURST_GAP_S,
-    ACTIVITY_MAX_SPAN_S,
-    BFI_44_OPTIONS,
-    DATASET_URL,
-    PLACE_MAX_SPAN_S,
-    SLEEP_MERGE_GAP_S,
-    SLEEP_MIN_S,
-    SLEEP_WINDOW_HOURS,
-    UNLOCK_MAX_GAP_S,
-    StudentLife,
-    answer_value,
-    score_items,
-)
+from personae.environments.studentlife import ACTIVITY_MAX_SPAN_S, PLACE_MAX_SPAN_S
+from personae.environments.studentlife_reports import BFI_44_OPTIONS
 from personae.measures.instruments import load_instrument
+
+__all__ = ["write_studentlife"]
 
 _PLACES = (
     "library",
@@ -73,13 +62,15 @@ def write_studentlife(
 ) -> Path:
     """Write a sensing source in the StudentLife layout under ``path/dataset``.
 
-    Daily features become raw episodes that :class:`StudentLife` turns back
-    into the same features: activity samples every 10 minutes, conversations
-    spread over 09:00-23:00, a dark, charging and locked night from sleep onset
-    to wake, unlock sessions between wake and the next onset, and campus WiFi
-    fixes every 20 minutes at a home place and others. Survey totals become
-    item answers that score back to them (items drawn with ``seed``); EMAs are
-    written with their raw codes.
+    Daily features become raw data that
+    :class:`~personae.environments.studentlife.StudentLife` turns back into the
+    same features: activity samples at most 10 minutes apart, conversations
+    spread over 09:00-23:00 with audio inferences all day (silence at night,
+    voice in conversations, noise otherwise) on days with conversation data, a
+    dark, charging and locked night from sleep onset to wake, unlock sessions
+    between wake and the next onset, and campus WiFi fixes every 20 minutes at a
+    home place and others. Survey totals become item answers that score back to
+    them (items drawn with ``seed``); EMAs are written with their raw codes.
 
     Args:
         source: What to write (a :class:`~personae.environments.sensing.SyntheticTerm`,
@@ -93,7 +84,8 @@ def write_studentlife(
     """
     term = term or getattr(source, "term", None) or Term(n_days=source.days())
     dataset = Path(path) / "dataset"
-    for folder in ("activity", "conversation", "dark", "phonelock", "phonecharge", "wifi_location"):
+    streams = ("activity", "audio", "conversation", "dark", "phonelock", "phonecharge")
+    for folder in (*streams, "wifi_location"):
         (dataset / "sensing" / folder).mkdir(parents=True, exist_ok=True)
     (dataset / "README_SYNTHETIC.txt").write_text(_README, "utf-8")
     midnights = np.array([term.epoch(d) for d in range(-1, term.n_days + 1)])
@@ -157,6 +149,8 @@ def _write_student(
     n = len(f["sleep_minutes"])
     act_t: list[float] = []
     act_c: list[int] = []
+    audio_t: list[np.ndarray] = [np.empty(0)]
+    audio_c: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     talk_s: list[float] = []
     talk_e: list[float] = []
     dark_s: list[float] = []
@@ -189,10 +183,21 @@ def _write_student(
             act_t += [midnight + x for x in times]
             act_c += classes
         count, minutes = f["conversation_count"][d], f["conversation_minutes"][d]
-        if not np.isnan(count) and count > 0:
-            starts, lengths = _spread(rng, int(count), minutes * 60, 9 * 3600, 23 * 3600)
+        if not np.isnan(count):
+            starts, lengths = np.empty(0), np.empty(0)
+            if count > 0:
+                starts, lengths = _spread(rng, int(count), minutes * 60, 9 * 3600, 23 * 3600)
             talk_s += (midnight + starts).tolist()
             talk_e += (midnight + starts + lengths).tolist()
+            # The nights ending on this day and the next, in hours after this midnight.
+            nights = [
+                (f["sleep_onset_hour"][k] + 24.0 * (k - 1 - d), f["wake_hour"][k] + 24.0 * (k - d))
+                for k in (d, d + 1)
+                if k < n
+            ]
+            audio_times, audio_codes = _audio_day(nights, starts, starts + lengths)
+            audio_t.append(midnight + audio_times)
+            audio_c.append(audio_codes)
         count, minutes = f["unlock_count"][d], f["unlock_minutes"][d]
         if not np.isnan(count) and count > 0:
             first = wake if not np.isnan(wake) else 8.0
@@ -230,6 +235,13 @@ def _write_student(
         {"timestamp": seconds(act_t).astype(np.int64), " activity inference": act_c},
     )
     _write_csv(
+        folder / "audio" / f"audio_{student}.csv",
+        {
+            "timestamp": seconds(np.concatenate(audio_t)).astype(np.int64),
+            " audio inference": np.concatenate(audio_c),
+        },
+    )
+    _write_csv(
         folder / "conversation" / f"conversation_{student}.csv",
         {
             "start_timestamp": seconds(talk_s).astype(np.int64),
@@ -249,6 +261,40 @@ def _write_student(
         folder / "wifi_location" / f"wifi_location_{student}.csv",
         {"time": seconds(wifi_t).astype(np.int64), "location": wifi_p},
     )
+
+
+def _audio_day(
+    nights: list[tuple[float, float]], talk_starts: np.ndarray, talk_ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A day's audio inferences: noise, silence at night, voice in conversations.
+
+    Each stretch of one class gets ``ceil(length / 10 min)`` evenly spaced samples
+    (as activity does, see :func:`_samples`), so silence starts and ends with the night.
+
+    Args:
+        nights: (onset, wake) in hours after this day's midnight; NaN where unknown.
+        talk_starts: Conversation starts, seconds after midnight.
+        talk_ends: Conversation ends.
+
+    Returns:
+        Sample times (seconds after midnight) and audio inference codes.
+    """
+    quiet = np.array([(a, b) for a, b in nights if not (np.isnan(a) or np.isnan(b))]) * 3600
+    quiet = quiet.reshape(-1, 2)
+    talks = np.column_stack([talk_starts, talk_ends])
+    bounds = np.concatenate([[0.0, 86400.0], quiet.ravel(), talks.ravel()])
+    cuts = np.unique(np.clip(bounds, 0.0, 86400.0))
+    mids = (cuts[:-1] + cuts[1:])[:, None] / 2
+
+    def inside(intervals: np.ndarray) -> np.ndarray:
+        return ((intervals[:, 0] <= mids) & (mids < intervals[:, 1])).any(axis=1)
+
+    codes = np.where(inside(talks), 1, np.where(inside(quiet), 0, 2))
+    lengths = np.diff(cuts)
+    k = np.ceil(lengths / ACTIVITY_MAX_SPAN_S).astype(int)
+    index = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
+    times = np.repeat(cuts[:-1], k) + np.repeat(lengths / k, k) * index
+    return times, np.repeat(codes, k)
 
 
 def _spread(
@@ -344,24 +390,3 @@ def _write_ema(folder: Path, ema: pl.DataFrame, term: Term) -> None:
         (folder / name / f"{name}_{student}.json").write_text(
             json.dumps(list(responses.values())), "utf-8"
         )
-
-
-__all__ = [
-    "ACTIVITY_BURST_GAP_S",
-    "ACTIVITY_MAX_SPAN_S",
-    "BFI_44_OPTIONS",
-    "DATASET_URL",
-    "EMA_FIELDS",
-    "PLACE_MAX_SPAN_S",
-    "SLEEP_MERGE_GAP_S",
-    "SLEEP_MIN_S",
-    "SLEEP_WINDOW_HOURS",
-    "STRESS_LABELS",
-    "UNLOCK_MAX_GAP_S",
-    "StudentLife",
-    "answer_value",
-    "ema_items",
-    "score_items",
-    "stress_score",
-    "write_studentlife",
-]

@@ -108,6 +108,8 @@ class Instrument(_Frozen):
         items: The items, in administration order.
         scoring: ``"mean"`` (IPIP) or ``"sum"`` (PHQ-9, GAD-7, PSS-10) of keyed values.
         bands: Per scale name, inclusive ``(low, high, label)`` bands in increasing order.
+        max_missing: Items a sum-scored scale may miss and still be prorated
+            (default: 20% of its items, see :func:`personae.measures.scoring.max_missing`).
 
     Raises:
         pydantic.ValidationError: A field is invalid; the message names it.
@@ -127,6 +129,7 @@ class Instrument(_Frozen):
     items: tuple[Item, ...] = Field(min_length=1)
     scoring: Literal["mean", "sum"] = "mean"
     bands: dict[str, tuple[Band, ...]] = Field(default_factory=dict)
+    max_missing: int | None = Field(default=None, ge=0)
 
     _by_id: dict[str, Item] = PrivateAttr(default_factory=dict)
 

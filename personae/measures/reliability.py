@@ -1,4 +1,7 @@
-"""Reliability and response-bias statistics over simulated respondents.
+"""Reliability statistics over simulated respondents, and refusal rates.
+
+The response-bias tests (option order, prompt wording) live in
+:mod:`personae.measures.response_bias` and are re-exported here.
 
 The coefficients come from well-kept libraries: Cronbach's alpha and the ICC
 from pingouin, the one-factor model behind McDonald's omega from statsmodels,
@@ -18,7 +21,26 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import polars as pl
 
 from personae.measures.instruments import Instrument
+from personae.measures.response_bias import (
+    option_order_asymmetry,
+    prompt_variant_contrasts,
+    prompt_variant_sensitivity,
+)
 from personae.measures.scoring import check_measurements, keyed_answers
+
+__all__ = [
+    "INVALID_REASONS",
+    "RESPONDENT",
+    "Coefficient",
+    "cronbach_alpha",
+    "icc",
+    "omega_total",
+    "option_order_asymmetry",
+    "prompt_variant_contrasts",
+    "prompt_variant_sensitivity",
+    "refusal_rate",
+    "reliability",
+]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,19 +50,6 @@ if TYPE_CHECKING:
 RESPONDENT = ("episode_id", "agent_id", "occasion")
 #: The reasons an answer can be invalid, always counted by :func:`refusal_rate`.
 INVALID_REASONS = ("refusal", "unparseable", "out_of_range", "empty")
-
-_SCORE_KEYS = ("instrument", "level", "scale")
-_SCORE_COLUMNS = (
-    "episode_id",
-    "agent_id",
-    "occasion",
-    "instrument",
-    "level",
-    "scale",
-    "value",
-    "prompt_variant",
-    "option_order",
-)
 
 
 class Coefficient(NamedTuple):
@@ -270,182 +279,6 @@ def _reasons(**reasons: str | None) -> str | None:
     return "; ".join(f"{k}: {v}" for k, v in given.items())
 
 
-# --- response biases -----------------------------------------------------------------------
-
-
-def option_order_asymmetry(
-    scores: pl.DataFrame, *, orders: tuple[str, str] = ("forward", "reversed")
-) -> pl.DataFrame:
-    """Does a scale score shift when the response options are listed in reverse?
-
-    The design is detected per scale. When every (episode, agent, occasion,
-    prompt variant) scored in one order was also scored in the other, the
-    administrations are paired and compared by the Wilcoxon signed-rank test on
-    the differences (:func:`scipy.stats.wilcoxon`, zero differences dropped).
-    Otherwise they are compared as two independent samples by Welch's t-test
-    (:func:`scipy.stats.ttest_ind` with unequal variances).
-
-    Args:
-        scores: Scale scores with columns ``episode_id``, ``agent_id``,
-            ``occasion``, ``instrument``, ``level``, ``scale``, ``value``,
-            ``prompt_variant``, ``option_order``. Null values are dropped.
-        orders: The ``option_order`` values of forward and of reversed
-            administrations; rows with other values are ignored.
-
-    Returns:
-        One row per instrument and scale: ``n_forward``, ``n_reversed``,
-        ``mean_forward``, ``mean_reversed``, ``difference`` (forward minus
-        reversed), ``test`` (``"wilcoxon"`` or ``"welch"``), ``statistic``,
-        ``p`` and ``reason`` (why the test is null: too few scores, no variance,
-        all paired differences zero).
-    """
-    _require(scores, _SCORE_COLUMNS)
-    forward, reversed_ = orders
-    pair_key = ["episode_id", "agent_id", "occasion", "prompt_variant"]
-    rows = []
-    for key, group in _by_scale(scores):
-        fwd = group.filter(pl.col("option_order") == forward)
-        rev = group.filter(pl.col("option_order") == reversed_)
-        a, b = fwd["value"].to_numpy(), rev["value"].to_numpy()
-        row: dict[str, Any] = {
-            **key,
-            "n_forward": len(a),
-            "n_reversed": len(b),
-            "mean_forward": float(a.mean()) if len(a) else None,
-            "mean_reversed": float(b.mean()) if len(b) else None,
-        }
-        both = row["mean_forward"] is not None and row["mean_reversed"] is not None
-        row["difference"] = row["mean_forward"] - row["mean_reversed"] if both else None
-        pairs = fwd.join(rev, on=pair_key, how="inner", nulls_equal=True, suffix="_rev")
-        paired = (
-            pairs.height == fwd.height == rev.height
-            and not fwd.select(pair_key).is_duplicated().any()
-            and not rev.select(pair_key).is_duplicated().any()
-        )
-        if paired:
-            diffs = (pairs["value"] - pairs["value_rev"]).to_numpy()
-            row.update(_test("wilcoxon", diffs))
-        else:
-            row.update(_test("welch", a, b))
-        rows.append(row)
-    return pl.DataFrame(
-        rows,
-        schema={
-            **dict.fromkeys(_SCORE_KEYS, pl.String),
-            "n_forward": pl.Int64,
-            "n_reversed": pl.Int64,
-            "mean_forward": pl.Float64,
-            "mean_reversed": pl.Float64,
-            "difference": pl.Float64,
-            **_TEST_SCHEMA,
-        },
-    )
-
-
-def prompt_variant_sensitivity(
-    scores: pl.DataFrame, *, method: Literal["anova", "kruskal"] = "anova"
-) -> pl.DataFrame:
-    """Does a scale score depend on which wording of the prompt was used?
-
-    Variants are compared as independent groups, pooling option orders and
-    occasions: a one-way ANOVA (:func:`scipy.stats.f_oneway`, the default) or
-    the Kruskal-Wallis H test (:func:`scipy.stats.kruskal`), which suits the
-    discrete, skewed scores of simulated respondents better.
-
-    Args:
-        scores: Scale scores with the columns listed in
-            :func:`option_order_asymmetry`. Null values are dropped.
-        method: ``"anova"`` or ``"kruskal"``.
-
-    Returns:
-        One row per instrument and scale: ``n_variants``, ``mean_<variant>`` for
-        each variant (sorted), ``max_difference`` (largest minus smallest variant
-        mean), ``test``, ``statistic``, ``p`` and ``reason`` (why the test is
-        null: fewer than 2 variants, no variance within variants, ...).
-    """
-    if method not in ("anova", "kruskal"):
-        raise ValueError(f"method must be 'anova' or 'kruskal', got {method!r}.")
-    _require(scores, _SCORE_COLUMNS)
-    variants = sorted(
-        str(v) for v in scores.filter(pl.col("value").is_not_null())["prompt_variant"].unique()
-    )
-    rows = []
-    for key, group in _by_scale(scores):
-        groups = {
-            str(k[0]): g["value"].to_numpy()
-            for k, g in group.partition_by("prompt_variant", as_dict=True).items()
-        }
-        means = {v: float(x.mean()) for v, x in groups.items()}
-        row: dict[str, Any] = {**key, "n_variants": len(groups)}
-        row.update({f"mean_{v}": means.get(v) for v in variants})
-        row["max_difference"] = max(means.values()) - min(means.values()) if means else None
-        row.update(_test(method, *groups.values()))
-        rows.append(row)
-    return pl.DataFrame(
-        rows,
-        schema={
-            **dict.fromkeys(_SCORE_KEYS, pl.String),
-            "n_variants": pl.Int64,
-            **{f"mean_{v}": pl.Float64 for v in variants},
-            "max_difference": pl.Float64,
-            **_TEST_SCHEMA,
-        },
-    )
-
-
-_TEST_SCHEMA = {"test": pl.String, "statistic": pl.Float64, "p": pl.Float64, "reason": pl.String}
-
-
-def _test(test: str, *samples: np.ndarray) -> dict[str, Any]:
-    """Run a scipy test; a degenerate case gives a null statistic and p with a reason."""
-    import numpy as np
-    from scipy import stats
-
-    out: dict[str, Any] = {"test": test, "statistic": None, "p": None, "reason": None}
-    if test == "wilcoxon":
-        (diffs,) = samples
-        if len(diffs) < 2:
-            out["reason"] = f"{len(diffs)} pair(s); at least 2 are needed"
-        elif not np.any(diffs):
-            out["reason"] = "every paired difference is zero"
-    elif len(samples) < 2:
-        out["reason"] = f"{len(samples)} group(s) with scores; at least 2 are needed"
-    elif min(len(s) for s in samples) < 2:
-        out["reason"] = "a group has fewer than 2 scores"
-    elif all(np.ptp(s) == 0 for s in samples):
-        out["reason"] = "no variance within groups; the test is undefined (read the means)"
-    if out["reason"] is not None:
-        return out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            if test == "wilcoxon":
-                result = stats.wilcoxon(samples[0])
-            elif test == "welch":
-                result = stats.ttest_ind(samples[0], samples[1], equal_var=False)
-            elif test == "anova":
-                result = stats.f_oneway(*samples)
-            else:
-                result = stats.kruskal(*samples)
-        except ValueError as exc:
-            out["reason"] = f"{test} failed: {exc}"
-            return out
-    statistic, p = float(result.statistic), float(result.pvalue)
-    if np.isfinite(statistic) and np.isfinite(p):
-        out.update(statistic=statistic, p=p)
-    else:
-        out["reason"] = f"{test} is undefined for these scores (statistic {statistic})"
-    return out
-
-
-def _by_scale(scores: pl.DataFrame) -> list[tuple[dict[str, Any], pl.DataFrame]]:
-    valid = scores.with_columns(pl.col("value").cast(pl.Float64)).filter(
-        pl.col("value").is_not_null() & pl.col("value").is_not_nan()
-    )
-    parts = valid.partition_by(list(_SCORE_KEYS), as_dict=True, maintain_order=True)
-    return [(dict(zip(_SCORE_KEYS, k, strict=True)), g) for k, g in parts.items()]
-
-
 def _require(frame: pl.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -491,7 +324,7 @@ def refusal_rate(
     )
 
 
-# Shrout & Fleiss (1979) names of pingouin's ICC types, old and new spellings.
+# Shrout & Fleiss (1979) names and descriptions of pingouin's ICC types.
 _SHROUT_FLEISS = {
     "ICC(1,1)": ("ICC(1,1)", "single rater, one-way random effects"),
     "ICC(A,1)": ("ICC(2,1)", "single rater, two-way random effects, absolute agreement"),
@@ -500,12 +333,10 @@ _SHROUT_FLEISS = {
     "ICC(A,k)": ("ICC(2,k)", "mean of k raters, two-way random effects, absolute agreement"),
     "ICC(C,k)": ("ICC(3,k)", "mean of k raters, two-way mixed effects, consistency"),
 }
-_SHROUT_FLEISS |= {
-    old: _SHROUT_FLEISS[new]
-    for old, new in zip(
-        ("ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"), _SHROUT_FLEISS, strict=True
-    )
-}
+# pingouin before 0.7 names the types ICC1 ... ICC3k (and before 0.6 the interval "CI95%").
+_PINGOUIN_NAMES = dict(
+    zip(("ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"), _SHROUT_FLEISS, strict=True)
+)
 
 
 def icc(
@@ -526,7 +357,8 @@ def icc(
         nan_policy: ``"omit"`` drops targets with a missing rating.
 
     Returns:
-        One row per form: ``type`` (pingouin's name), ``shrout_fleiss`` (e.g.
+        One row per form: ``type`` (pingouin 0.7's name, e.g. ``"ICC(A,1)"``,
+        whatever the installed version calls it), ``shrout_fleiss`` (e.g.
         ``"ICC(2,1)"``), ``description``, ``icc``, ``f``, ``df1``, ``df2``, ``p``,
         ``ci_low``, ``ci_high`` (95%).
 
@@ -548,9 +380,9 @@ def icc(
         raise ValueError(f"icc: {exc}") from None
     rows = []
     for record in table.to_dict("records"):
-        name = str(record["Type"])
+        name = _PINGOUIN_NAMES.get(str(record["Type"]), str(record["Type"]))
         shrout_fleiss, description = _SHROUT_FLEISS.get(name, (name, ""))
-        low, high = record["CI95%"] if "CI95%" in record else record["CI95"]
+        low, high = record["CI95"] if "CI95" in record else record["CI95%"]
         rows.append(
             {
                 "type": name,

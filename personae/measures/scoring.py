@@ -7,8 +7,10 @@ Conventions (also in ``docs/instruments.md``):
 * ``"mean"`` scoring (IPIP): the mean of the answered items of the scale when at
   least half of them are answered, else no score.
 * ``"sum"`` scoring (PHQ-9, GAD-7, PSS-10): the sum when every item is answered;
-  when at most 20% are missing, the prorated sum (mean of the answered items
-  times the number of items, rounded half up to 2 decimals); else no score.
+  when at most :func:`max_missing` items are missing, the prorated sum (mean of
+  the answered items times the number of items, rounded half up to 2
+  decimals); else no score. One rule per instrument, the same here and in
+  every other scorer that calls :func:`max_missing`.
 * Bands are inclusive ``(low, high)`` ranges. A prorated value between two bands
   (PHQ-9 4.5, between 0-4 and 5-9) takes the nearer one, the upper one at the
   midpoint, as when the total is rounded half up to a whole number.
@@ -106,7 +108,7 @@ def _score_scale(instrument: Instrument, scale: Scale, keyed: Mapping[str, float
     value: float | None = None
     if n and instrument.scoring == "mean" and 2 * n >= size:
         value = sum(values) / n
-    elif n and instrument.scoring == "sum" and 5 * (size - n) <= size:
+    elif n and instrument.scoring == "sum" and size - n <= max_missing(instrument, size):
         value = sum(values) if n == size else _round2(sum(values) / n * size)
     return Score(
         scale.level,
@@ -116,6 +118,34 @@ def _score_scale(instrument: Instrument, scale: Scale, keyed: Mapping[str, float
         size - n,
         band_of(instrument.bands.get(scale.scale), value),
     )
+
+
+def max_missing(instrument: Instrument, n_items: int | None = None) -> int:
+    """How many items a sum-scored scale may miss and still be prorated.
+
+    An instrument declares its rule as ``max_missing`` in its data (PSS-10: 2;
+    a subset of ``n_items`` of its items may miss the same share, rounded down);
+    otherwise the rule is 20% of the scale's items, rounded down: PHQ-9 and
+    GAD-7 1. Scorers outside this module
+    (e.g. the StudentLife survey loader) should call this rather than keep a
+    rule of their own.
+
+    Args:
+        instrument: The instrument.
+        n_items: Items of the scale; default all of the instrument's.
+
+    Example:
+        >>> from personae.measures import load_instrument
+        >>> max_missing(load_instrument("phq-9")), max_missing(load_instrument("pss-10"))
+        (1, 2)
+    """
+    declared = getattr(instrument, "max_missing", None)
+    total = len(instrument.items)
+    n = total if n_items is None else n_items
+    if declared is not None:
+        # Declared for the whole instrument; a subset of its items may miss as large a share.
+        return int(declared) if n == total else int(declared) * n // total
+    return n // 5
 
 
 def _round2(x: float) -> float:
@@ -237,7 +267,14 @@ def keyed_answers(instrument: Instrument, m: pl.DataFrame) -> pl.DataFrame:
 def _score_frame_builtin(instrument: Instrument, m: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     layout = pl.DataFrame(
         [
-            {"level": s.level, "scale": s.scale, "item": i, _ORDER: k, "size": len(s.items)}
+            {
+                "level": s.level,
+                "scale": s.scale,
+                "item": i,
+                _ORDER: k,
+                "size": len(s.items),
+                "allowed": max_missing(instrument, len(s.items)),
+            }
             for k, s in enumerate(instrument.scales())
             for i in s.items
         ],
@@ -247,6 +284,7 @@ def _score_frame_builtin(instrument: Instrument, m: pl.DataFrame, by: list[str])
             "item": pl.String,
             _ORDER: pl.Int64,
             "size": pl.Int64,
+            "allowed": pl.Int64,
         },
     )
     agg = (
@@ -260,7 +298,7 @@ def _score_frame_builtin(instrument: Instrument, m: pl.DataFrame, by: list[str])
         )
     )
     groups = m.select(by).unique(maintain_order=True).with_row_index("__g")
-    scales = layout.select("level", "scale", _ORDER, "size").unique(_ORDER).sort(_ORDER)
+    scales = layout.select("level", "scale", _ORDER, "size", "allowed").unique(_ORDER).sort(_ORDER)
     out = (
         groups.join(scales, how="cross")
         .join(agg, on=[*by, _ORDER], how="left", nulls_equal=True)
@@ -271,7 +309,7 @@ def _score_frame_builtin(instrument: Instrument, m: pl.DataFrame, by: list[str])
         value = pl.when((n > 0) & (2 * n >= size)).then(pl.col("mean"))
     else:
         prorated = ((pl.col("total") / n * size * 100 + 0.5).floor() / 100).round(2)
-        value = pl.when((n > 0) & (5 * (size - n) <= size)).then(
+        value = pl.when((n > 0) & (size - n <= pl.col("allowed"))).then(
             pl.when(n == size).then(pl.col("total")).otherwise(prorated)
         )
     out = out.with_columns(value.cast(pl.Float64).alias("value"), (size - n).alias("n_missing"))

@@ -200,49 +200,56 @@ def test_effects_without_days_before_the_start_say_so(tmp_path: Path) -> None:
     assert row["did"] is None and "no days before the start" in row["note"]
 
 
-def test_correlations_on_known_data() -> None:
-    rng = np.random.default_rng(1)
-    sleep = rng.normal(420, 60, size=(8, 20))
-    stress = -0.1 * sleep + rng.normal(0, 3, size=(8, 20))
-    rows = [
-        {"student": f"s{i}", "day": d, "sleep_minutes": sleep[i, d], "ema_stress": stress[i, d]}
-        for i in range(8)
-        for d in range(20)
-    ]
-    frame = pl.DataFrame(rows)
-    out = cohort.feature_outcome_correlations(frame, [("feature:sleep_minutes", "ema_stress")])
-    row = out.row(0, named=True)
-    r, p = stats.pearsonr(sleep.ravel(), stress.ravel())
-    assert (row["n"], row["n_students"]) == (160, 8)
-    assert row["pearson_r"] == pytest.approx(r) and row["pearson_p"] == pytest.approx(p)
-    assert row["pearson_ci_low"] < r < row["pearson_ci_high"] < 0
-    assert row["spearman_r"] == pytest.approx(stats.spearmanr(sleep.ravel(), stress.ravel())[0])
-    # tomorrow's outcome driven by today's feature shows up at lag 1 only
-    lagged = frame.with_columns(pl.col("ema_stress").shift(1).over("student"))
-    pair = [("feature:sleep_minutes", "ema_stress")]
-    at_1 = cohort.feature_outcome_correlations(lagged, pair, lag=1).row(0, named=True)
-    at_0 = cohort.feature_outcome_correlations(lagged, pair, lag=0).row(0, named=True)
-    assert at_1["pearson_r"] == pytest.approx(r, abs=0.05) and at_1["n"] == 152
-    assert abs(at_0["pearson_r"]) < 0.3
-    within = cohort.feature_outcome_correlations(frame, pair, within=True).row(0, named=True)
-    assert within["within"] and within["pearson_r"] < -0.8
+def test_pooled_effects_are_ols_on_student_days_clustered_by_student(trial: Path) -> None:
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    series = cohort.state_series(trial)
+    pooled = cohort.intervention_effects(series, ["stress"]).filter(pl.col("scope") == "pooled")
+    row = pooled.row(0, named=True)
+    assert row["method"] == cohort.POOLED_METHOD
+    arms = cohort.assignments(series).select("episode_id", "student", "treated", "start_day")
+    days = (
+        series.filter(pl.col("variable") == "stress")
+        .join(arms, on=["episode_id", "student"])
+        .with_columns(
+            (pl.col("day") >= pl.col("start_day")).alias("post"),
+            pl.format("{}-{}", "episode_id", "student").alias("unit"),
+            pl.format("{}-{}", "episode_id", "day").alias("cell"),
+        )
+        .select("value", "treated", "post", "unit", "cell")
+    )
+    data = pd.DataFrame(days.to_dict(as_series=False))
+    units = data["unit"].astype("category").cat.codes
+    data["arm"] = data["treated"].astype(float)
+    post = data[data["post"]]
+    diff = smf.ols("value ~ 0 + arm + C(cell)", post).fit(
+        cov_type="cluster", cov_kwds={"groups": units[data["post"]]}, use_t=True
+    )
+    low, high = diff.conf_int().loc["arm"]
+    assert row["diff"] == pytest.approx(diff.params["arm"])
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert row["p_value"] == pytest.approx(diff.pvalues["arm"])
+    # did: two-way fixed effects; the students' effects are nested in the clusters and
+    # not counted in the small-sample correction, so start from the uncorrected (CR0) errors
+    data["exposed"] = (data["treated"] & data["post"]).astype(float)
+    did = smf.ols("value ~ exposed + C(unit) + C(cell)", data).fit(
+        cov_type="cluster", cov_kwds={"groups": units, "use_correction": False}, use_t=True
+    )
+    n, clusters = len(data), units.nunique()
+    kept = data["cell"].nunique() - data["cell"].str.split("-").str[0].nunique()
+    factor = clusters / (clusters - 1) * (n - 1) / (n - 1 - kept)
+    se = did.bse["exposed"] * np.sqrt(factor)
+    half = stats.t.ppf(0.975, clusters - 1) * se
+    assert row["did"] == pytest.approx(did.params["exposed"])
+    assert (row["did_ci_low"], row["did_ci_high"]) == (
+        pytest.approx(row["did"] - half),
+        pytest.approx(row["did"] + half),
+    )
 
 
-def test_compare_correlations_and_distributions() -> None:
+def test_compare_distributions() -> None:
     rng = np.random.default_rng(2)
-    x = rng.normal(size=200)
-    days = {"student": [f"s{i % 10}" for i in range(200)], "day": [i // 10 for i in range(200)]}
-    simulated = pl.DataFrame(days | {"sleep_minutes": x, "ema_stress": -x + rng.normal(size=200)})
-    features = pl.DataFrame(days | {"sleep_minutes": x})
-    ema = pl.DataFrame(days | {"ema_stress": rng.normal(size=200)})
-    pair = [("feature:sleep_minutes", "ema_stress")]
-    out = cohort.compare_correlations(simulated, [features, ema], pair).row(0, named=True)
-    assert out["r_sim"] < -0.6 and abs(out["r_real"]) < 0.2
-    assert out["gap"] == pytest.approx(out["r_sim"] - out["r_real"])
-    assert out["p_value"] < 0.001 and (out["n_sim"], out["n_real"]) == (200, 200)
-    same = cohort.compare_correlations(simulated, simulated, pair).row(0, named=True)
-    assert same["gap"] == pytest.approx(0.0) and same["p_value"] == pytest.approx(1.0)
-
     real = {"stress": rng.normal(50, 10, 300), "mood": rng.normal(60, 5, 300)}
     sim = {"stress": rng.normal(50, 10, 300), "mood": rng.normal(40, 5, 300)}
     dist = cohort.compare_distributions(sim, real).sort("variable")
@@ -252,6 +259,10 @@ def test_compare_correlations_and_distributions() -> None:
     assert stress["ks_p"] > 0.01 and stress["sd_sim"] == pytest.approx(
         np.std(sim["stress"], ddof=1)
     )
+    days = {"student": [f"s{i % 10}" for i in range(200)], "day": [i // 10 for i in range(200)]}
+    x = rng.normal(size=200)
+    simulated = pl.DataFrame(days | {"sleep_minutes": x, "ema_stress": -x})
+    features = pl.DataFrame(days | {"sleep_minutes": x})
     wide = cohort.compare_distributions(simulated, features, ["feature:sleep_minutes"])
     assert wide.row(0, named=True)["ks_statistic"] == pytest.approx(0.0)
 
@@ -297,6 +308,8 @@ def test_section_builds_for_a_cohort_and_not_otherwise(trial: Path, tmp_path: Pa
     page = write_report(trial, tmp_path / "r.html", sections=[section]).read_text()
     assert "<h2>Student cohort</h2>" in page
 
+    assert "Sensing features and self-reports" not in body  # no features in this trial
+
     store = Store(tmp_path / "ema_only.db")
     ep = store.episode()
     store.agent(ep, "a")
@@ -316,3 +329,23 @@ def test_trajectories_of_a_simulated_term() -> None:
     out = cohort.cohort_trajectories(states, ["sleep_debt"])
     assert out["mean"].to_list() == pytest.approx([3.5, 0.9 * 3.5 + 3.5])
     assert set(out["source"].to_list()) == {"rule"} and out["n"].to_list() == [2, 2]
+
+
+def test_section_shows_within_and_between_relations(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    store = Store(tmp_path / "sensing.db")
+    ep = store.episode()
+    for i in range(6):
+        name = f"s{i}"
+        store.agent(ep, name)
+        for day in range(8):
+            sleep = 420 + rng.normal(0, 30)
+            store.state(ep, name, day, "feature:sleep_minutes", sleep, "sensing")
+            store.state(ep, name, day, "stress", 50 - 0.1 * sleep + rng.normal(0, 2))
+            store.state(ep, name, day, "ema_social", float(rng.integers(0, 9)), "ema")
+            store.state(
+                ep, name, day, "feature:conversation_count", float(rng.integers(0, 9)), "sensing"
+            )
+    body = cohort_report.section().build(store.done())
+    assert body is not None and "Sensing features and self-reports" in body
+    assert "within" in body and "between" in body and "Within students" in body

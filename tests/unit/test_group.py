@@ -215,6 +215,7 @@ def test_participation_gini_and_entropy_by_hand(tmp_path: Path) -> None:
     # entropy: log 2 / log 4 = 0.5
     summary = group.participation_summary(db).row(0, named=True)
     assert summary["gini"] == pytest.approx(0.5)
+    assert summary["gini_normalised"] == pytest.approx(0.5 * 4 / 3)
     assert summary["entropy"] == pytest.approx(0.5)
     assert (summary["n_members"], summary["utterances"], summary["silent"]) == (4, 4, 2)
     assert summary["moderator_utterances"] == 1
@@ -222,6 +223,22 @@ def test_participation_gini_and_entropy_by_hand(tmp_path: Path) -> None:
     assert group.gini([1.0, 0.0, 0.0, 0.0]) == pytest.approx(0.75)
     assert group.normalised_entropy([0.25] * 4) == pytest.approx(1.0)
     assert group.gini([0.0, 0.0]) is None
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 12])
+def test_normalised_gini_reaches_one_whatever_the_group_size(n: int) -> None:
+    alone = [1.0] + [0.0] * (n - 1)
+    assert group.gini(alone) == pytest.approx((n - 1) / n)
+    assert group.gini_normalised(alone) == pytest.approx(1.0)
+    assert group.gini_normalised([1 / n] * n) == pytest.approx(0.0)
+    half = [0.5, 0.5] + [0.0] * (n - 2)
+    assert group.gini_normalised(half) == pytest.approx(group.gini(half) * n / (n - 1))
+
+
+def test_normalised_gini_is_undefined_for_one_member_or_no_talk() -> None:
+    assert group.gini_normalised([1.0]) is None
+    assert group.gini_normalised([0.0, 0.0, 0.0]) is None
+    assert group.gini_normalised([]) is None
 
 
 # --- replies ------------------------------------------------------------------------------------

@@ -13,10 +13,13 @@ import polars as pl
 import pytest
 from handmade import HandMadeDb
 
-from personae.analysis import persuasion, persuasion_report
+from personae.analysis import cumulative_link, persuasion, persuasion_report
 from personae.analysis.report import write_report
 
 T_975_DF2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2)
+DATA = Path(__file__).parent / "data"
+# Written by benchmarks/r/persuasion_clm.R (R 4.2.2, ordinal 2022.11-16) from persuasion_clm.csv.
+R_REFERENCE = json.loads((DATA / "persuasion_clm_reference.json").read_text(encoding="utf-8"))
 
 
 class DebateStore(HandMadeDb):
@@ -211,9 +214,9 @@ def test_shift_by_condition_share_mean_and_t_interval() -> None:
 # --- ordinal regression -------------------------------------------------------------------------
 
 
-def test_ordinal_regression_recovers_the_planted_personalised_ai_effect() -> None:
-    planted = math.exp(1.0)
-    model = persuasion.ordinal_regression(synthetic(planted=1.0))
+def test_proportional_model_recovers_the_planted_personalised_ai_effect() -> None:
+    planted = math.exp(1.0)  # the synthetic debates have a linear pre effect: this model is right
+    model = persuasion.ordinal_regression(synthetic(planted=1.0), model="proportional")
     terms = {row["term"]: row for row in model.iter_rows(named=True)}
     assert list(terms) == [
         "human personalised",
@@ -232,17 +235,137 @@ def test_ordinal_regression_recovers_the_planted_personalised_ai_effect() -> Non
     assert terms["pre-agreement"]["coef"] == pytest.approx(0.9, abs=0.25)
     assert model["n"].to_list() == [400] * 6 and model["converged"].all()
     assert set(model["kind"]) == {"condition", "strength", "control"}
+    assert set(model["model"]) == {"proportional"} and model["note"].is_null().all()
+
+
+def test_published_model_is_the_default_and_recovers_the_planted_effect() -> None:
+    model = persuasion.ordinal_regression(synthetic(planted=1.0))
+    assert model["term"].to_list() == ["human personalised", "AI", "AI personalised"]
+    assert set(model["model"]) == {"published"} and model["converged"].all()
+    ai_p = model.row(2, named=True)
+    assert ai_p["ci_low"] < math.exp(1.0) < ai_p["ci_high"] and ai_p["p"] < 0.01
+    assert ai_p["odds_ratio"] == pytest.approx(math.exp(ai_p["coef"]))
+    assert ai_p["ci_low"] == pytest.approx(math.exp(ai_p["coef"] - 1.959964 * ai_p["se"]))
+    with_thresholds = persuasion.ordinal_regression(synthetic(planted=1.0), thresholds=True)
+    thresholds = with_thresholds.filter(pl.col("kind") == "threshold")
+    assert thresholds["term"].to_list()[:5] == ["1|2", "2|3", "3|4", "4|5", "1|2, pre 2"]
+    assert thresholds["odds_ratio"].is_null().all() and thresholds["p"].is_null().all()
+    with pytest.raises(ValueError, match="model must be one of"):
+        persuasion.ordinal_regression(synthetic(), model="linear")  # type: ignore[arg-type]
+
+
+# --- the published model against R's ordinal ----------------------------------------------------
+
+
+def _r_name(term: str) -> str:
+    """The name R's clm gives a personae term (``1|2, pre 2`` is ``1|2.pre2``)."""
+    if term in persuasion.CONDITION_ORDER:
+        return f"treatment{term}"
+    if "|" in term:
+        cut, _, level = term.partition(", pre ")
+        return f"{cut}.pre{level}" if level else f"{cut}.(Intercept)"
+    return {"strength moderate": "strengthmoderate", "strength high": "strengthhigh"}.get(
+        term, "pre_linear"
+    )
+
+
+def _reference_debates() -> pl.DataFrame:
+    return pl.read_csv(DATA / "persuasion_clm.csv")
+
+
+@pytest.mark.parametrize("model", ["published", "proportional"])
+def test_estimates_match_r_ordinal_clm(model: str) -> None:
+    reference = R_REFERENCE["published" if model == "published" else "alternative"]
+    values = zip(reference["coef"], reference["se"], strict=True)
+    expected = dict(zip(reference["names"], values, strict=True))
+    fit = persuasion.ordinal_regression(_reference_debates(), model=model, thresholds=True)  # type: ignore[arg-type]
+    assert fit["converged"].all() and fit["n"][0] == reference["n"] == 600
+    names = [
+        _r_name(t) if model == "published" else _r_name(t).replace(".(Intercept)", "")
+        for t in fit["term"]
+    ]
+    assert sorted(names) == sorted(expected)
+    for name, coef, se in zip(names, fit["coef"], fit["se"], strict=True):
+        assert coef == pytest.approx(expected[name][0], rel=1e-5, abs=1e-8), name
+        assert se == pytest.approx(expected[name][1], rel=1e-5), name
+
+
+def test_proportional_odds_test_matches_r_nominal_test() -> None:
+    test = persuasion.proportional_odds_test(_reference_debates()).row(0, named=True)
+    reference = R_REFERENCE["nominal_test"]
+    assert test["loglik_nominal"] == pytest.approx(R_REFERENCE["published"]["loglik"], abs=1e-6)
+    loglik = R_REFERENCE["proportional_factor"]["loglik"]
+    assert test["loglik_proportional"] == pytest.approx(loglik, abs=1e-6)
+    assert test["statistic"] == pytest.approx(reference["statistic"], abs=1e-6)
+    assert test["df"] == reference["df"] == 12 and test["p"] == pytest.approx(reference["p"])
+    assert test["converged"] and test["n"] == 600
+
+
+def test_proportional_model_understates_the_published_odds_ratio_when_pre_is_not_proportional() -> (
+    None
+):
+    data = _reference_debates()
+    published = persuasion.ordinal_regression(data).filter(pl.col("term") == "AI personalised")
+    alternative = persuasion.ordinal_regression(data, model="proportional").filter(
+        pl.col("term") == "AI personalised"
+    )
+    ratio = alternative["odds_ratio"][0] / published["odds_ratio"][0]
+    assert 0.9 < ratio < 0.97  # about 5% low on these debates, where pre is far from proportional
+
+
+def test_the_engine_reparameterises_thresholds_as_ordinal_does() -> None:
+    rng = np.random.default_rng(5)
+    strata = rng.integers(0, 3, 300)
+    x = rng.integers(0, 2, (300, 1)).astype(float)
+    y = np.digitize(0.8 * x[:, 0] + 0.6 * strata + rng.logistic(size=300), [0.0, 1.0, 2.0])
+    fit = cumulative_link.fit_cumulative_link(y, x, strata)
+    assert fit.converged and fit.n_params == 3 * 3 + 1 and fit.n == 300
+    estimates, errors = cumulative_link.nominal_parameters(fit)
+    assert estimates[0] == pytest.approx(fit.thresholds[0])  # theta_j: the first stratum's
+    assert estimates[2] == pytest.approx(fit.thresholds[2] - fit.thresholds[0])  # delta_j,s
+    assert np.all(errors > 0) and fit.beta_se.shape == (1,)
+    with pytest.raises(ValueError, match="no stratum has two outcome categories"):
+        cumulative_link.fit_cumulative_link([0, 0, 1], [[0.0], [1.0], [0.0]], [0, 0, 1])
+
+
+def test_sparse_cells_are_dropped_or_reported_not_estimable() -> None:
+    data = _reference_debates()
+    toward_pre = pl.when(pl.col("opponent_side") == "pro").then("pre").otherwise(6 - pl.col("pre"))
+    toward_post = (
+        pl.when(pl.col("opponent_side") == "pro").then("post").otherwise(6 - pl.col("post"))
+    )
+    data = data.with_columns(toward_pre.alias("pre_toward"), toward_post.alias("post_toward"))
+    # pre 1: every debate ends at 1 (no information); pre 5: none ends at 1 (1|2 not estimable)
+    sparse = data.filter(
+        ((pl.col("pre_toward") != 1) | (pl.col("post_toward") == 1))
+        & ((pl.col("pre_toward") != 5) | (pl.col("post_toward") != 1))
+    )
+    n_single = sparse.filter(pl.col("pre_toward") == 1).height
+    fit = persuasion.ordinal_regression(sparse, thresholds=True)
+    assert fit["converged"].all() and fit["n"][0] == sparse.height - n_single
+    note = fit["note"][0]
+    assert f"Left out: the {n_single} debates at pre-agreement 1, all ending at 1" in note
+    assert "Answers never given (pre-agreement: answers) 5: 1: the thresholds" in note
+    terms = dict(zip(fit["term"], fit["coef"], strict=True))
+    assert "1|2, pre 1" not in terms and terms["1|2"] is not None  # pre 2 is now the first level
+    assert terms["1|2, pre 5"] is None and terms["2|3, pre 5"] is not None
+    # Leaving out the uninformative debates by hand gives the same fit.
+    by_hand = persuasion.ordinal_regression(sparse.filter(pl.col("pre_toward") != 1))
+    assert by_hand["coef"].to_list() == pytest.approx(fit["coef"].to_list()[:3], rel=1e-6)
 
 
 def test_ordinal_regression_factorial_design_and_published_comparison() -> None:
     data = synthetic(planted=1.0)
-    factorial = persuasion.ordinal_regression(data, design="factorial", strength=False)
+    factorial = persuasion.ordinal_regression(data, design="factorial")
     assert factorial["term"].to_list() == [
         "opponent AI",
         "personalised",
         "opponent AI x personalised",
-        "pre-agreement",
     ]
+    proportional = persuasion.ordinal_regression(
+        data, design="factorial", strength=False, model="proportional"
+    )
+    assert proportional["term"].to_list() == [*factorial["term"], "pre-agreement"]
     cells = persuasion.ordinal_regression(data)
     side = persuasion.published_comparison(cells)
     row = side.filter(pl.col("term") == "AI personalised").row(0, named=True)
@@ -253,10 +376,17 @@ def test_ordinal_regression_factorial_design_and_published_comparison() -> None:
     )
     assert row["published_p"] == "< 0.01" and row["model_n"] == 400
     assert row["model_or"] == cells.filter(pl.col("term") == "AI personalised")["odds_ratio"][0]
+    assert row["model"] == "published" and "as published" in row["model_spec"]
+    assert "nominal = ~ pre" in row["source"]
     ai = side.filter(pl.col("term") == "AI").row(0, named=True)
     assert ai["published_p"] == "0.30" and ai["published_or"] is None
     alone = persuasion.published_comparison()
     assert alone["model_or"].is_null().all() and alone.height == 2
+    assert alone["model"].is_null().all()
+    other = persuasion.published_comparison(
+        persuasion.ordinal_regression(data, model="proportional")
+    ).row(0, named=True)
+    assert other["model"] == "proportional" and "not the published" in other["model_spec"]
 
 
 def test_ordinal_regression_explains_what_is_missing() -> None:
@@ -280,7 +410,9 @@ def test_ordinal_regression_explains_what_is_missing() -> None:
         pl.when(ai_personalised).then(pl.lit("high")).otherwise(pl.lit("low")).alias("strength")
     )
     with pytest.raises(ValueError, match="'strength high' is collinear"):
-        persuasion.ordinal_regression(confounded)
+        persuasion.ordinal_regression(confounded, model="proportional")
+    with pytest.raises(ValueError, match="'pre-agreement' is the same"):
+        persuasion.proportional_odds_test(flat_pre)
 
 
 def test_ordinal_regression_flags_complete_separation() -> None:
@@ -290,8 +422,8 @@ def test_ordinal_regression_flags_complete_separation() -> None:
     separated = data.with_columns(
         pl.when(ai_personalised).then(top).otherwise("post").alias("post")
     )
-    model = persuasion.ordinal_regression(separated)
-    assert not model["converged"].any()
+    assert not persuasion.ordinal_regression(separated)["converged"].any()
+    assert not persuasion.ordinal_regression(separated, model="proportional")["converged"].any()
 
 
 # --- trait moderators ---------------------------------------------------------------------------
@@ -377,6 +509,7 @@ def test_section_builds_persuasion_html_with_figures(tmp_path: Path) -> None:
     body = part.build(db)
     assert body is not None and body.count("<img") >= 2
     assert "Ordinal regression" in body and "Stance turn by turn" in body
+    assert "nominal = ~ pre" in body and "Alternative, not the published model" in body
     page = write_report(db, tmp_path / "r.html", sections=[part]).read_text(encoding="utf-8")
     assert ">Persuasion</h2>" in page and "<img" in page and "This section failed" not in page
 
@@ -415,7 +548,8 @@ def test_plots_return_figures_and_save(tmp_path: Path) -> None:
     forest = persuasion_report.plot_odds_ratios(model, path=tmp_path / "or.png")
     labels = [t.get_text() for t in forest.axes[0].get_yticklabels()]
     assert "AI personalised" in labels and "pre-agreement" not in labels
-    assert "published" in [t.get_text() for t in forest.axes[0].get_legend().get_texts()]
+    legend = forest.axes[0].get_legend()
+    assert legend is not None and "published" in [t.get_text() for t in legend.get_texts()]
     curves = persuasion_report.plot_stance_curves(db, path=tmp_path / "curves.png")
     ticks = [t.get_text() for t in curves.axes[0].get_xticklabels()]
     assert ticks[0] == "pre" and ticks[-1] == "post"

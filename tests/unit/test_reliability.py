@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from personae.measures import (
     cronbach_alpha,
@@ -16,6 +21,7 @@ from personae.measures import (
     refusal_rate,
     reliability,
 )
+from personae.measures.reliability import prompt_variant_contrasts
 
 pingouin = pytest.importorskip("pingouin")
 
@@ -297,6 +303,32 @@ def test_icc_reproduces_shrout_and_fleiss_1979():
     assert (out["ci_low"] <= out["icc"]).all() and (out["icc"] <= out["ci_high"]).all()
 
 
+def test_icc_reads_older_pingouin_names(monkeypatch):
+    """pingouin < 0.7 calls the types ICC1 ... ICC3k, and < 0.6 the interval "CI95%"."""
+    frame = pl.DataFrame(
+        [
+            {"target": t, "judge": j, "rating": rating}
+            for t, ratings in enumerate(SHROUT_FLEISS, 1)
+            for j, rating in enumerate(ratings, 1)
+        ]
+    )
+    expected = icc(frame, "target", "judge", "rating")
+    current = pingouin.intraclass_corr
+    old = dict(
+        zip(expected["type"], ["ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"], strict=True)
+    )
+
+    def old_pingouin(*args, **kwargs):
+        table = current(*args, **kwargs)
+        table["Type"] = table["Type"].map(old)
+        return table.rename(columns={"CI95": "CI95%"})
+
+    monkeypatch.setattr(pingouin, "intraclass_corr", old_pingouin)
+    got = icc(frame, "target", "judge", "rating")
+    assert got.drop("icc", "ci_low", "ci_high").equals(expected.drop("icc", "ci_low", "ci_high"))
+    assert got["icc"].to_list() == pytest.approx(expected["icc"].to_list())
+
+
 def test_icc_turns_pingouin_refusals_into_value_errors():
     frame = pl.DataFrame({"target": [1, 2], "judge": [1, 1], "rating": [1.0, 2.0]})
     with pytest.raises(ValueError, match="icc"):
@@ -333,17 +365,40 @@ def _scores(*, order_effect=0.0, variant_effect=0.0, paired=True, n=30, seed=0, 
     return pl.DataFrame(rows)
 
 
-def test_option_order_effect_is_detected_with_a_paired_wilcoxon():
+def test_option_order_effect_is_detected_with_a_paired_t_test():
     (row,) = option_order_asymmetry(_scores(order_effect=0.5)).rows(named=True)
-    assert row["test"] == "wilcoxon" and row["p"] < 0.001
+    assert (row["design"], row["test"], row["n_respondents"]) == ("paired", "paired t", 30)
+    assert row["p"] < 1e-6
     assert row["difference"] == pytest.approx(0.5, abs=0.1)
+    assert row["ci_low"] < 0.5 < row["ci_high"]
     assert (row["n_forward"], row["n_reversed"]) == (90, 90)
     assert row["mean_forward"] - row["mean_reversed"] == pytest.approx(row["difference"])
 
 
+def test_paired_t_test_is_the_t_test_of_each_respondents_mean_difference():
+    scores = _scores(order_effect=0.2, seed=4)
+    forward = scores.filter(pl.col("option_order") == "forward").sort("agent_id", "prompt_variant")
+    reversed_ = scores.filter(pl.col("option_order") == "reversed").sort(
+        "agent_id", "prompt_variant"
+    )
+    per_agent = (forward["value"] - reversed_["value"]).to_numpy().reshape(30, 3).mean(axis=1)
+    expected = stats.ttest_1samp(per_agent, 0.0)
+    (row,) = option_order_asymmetry(scores).rows(named=True)
+    assert row["statistic"] == pytest.approx(expected.statistic)
+    assert row["p"] == pytest.approx(expected.pvalue)
+    (rank,) = option_order_asymmetry(scores, method="rank").rows(named=True)
+    assert rank["test"] == "wilcoxon" and rank["p"] == pytest.approx(
+        stats.wilcoxon(per_agent).pvalue
+    )
+    assert rank["ci_low"] is None
+
+
 def test_option_order_effect_is_detected_with_welch_when_unpaired():
     (row,) = option_order_asymmetry(_scores(order_effect=0.5, paired=False)).rows(named=True)
-    assert row["test"] == "welch" and row["p"] < 0.05
+    assert (row["design"], row["test"], row["n_respondents"]) == ("independent", "welch", 0)
+    assert row["p"] < 0.05 and row["ci_low"] < 0.5 < row["ci_high"]
+    (rank,) = option_order_asymmetry(_scores(paired=False), method="rank").rows(named=True)
+    assert rank["test"] == "mann-whitney"
 
 
 @pytest.mark.parametrize("paired", [True, False])
@@ -374,17 +429,52 @@ def test_option_order_asymmetry_is_per_scale_and_honours_custom_labels():
     assert p["neuroticism"] < 0.001 and p["extraversion"] > 0.05
 
 
-@pytest.mark.parametrize("method", ["anova", "kruskal"])
-def test_prompt_variant_effect_is_detected(method):
-    (row,) = prompt_variant_sensitivity(_scores(variant_effect=0.5), method=method).rows(named=True)
-    assert row["test"] == method and row["p"] < 0.001
+@pytest.mark.parametrize(("method", "test"), [("anova", "rm_anova (GG)"), ("rank", "friedman")])
+def test_prompt_variant_effect_is_detected_with_repeated_measures(method, test):
+    scores = _scores(variant_effect=0.5)
+    (row,) = prompt_variant_sensitivity(scores, method=method).rows(named=True)
+    assert (row["design"], row["test"], row["n_respondents"]) == ("repeated", test, 30)
+    assert row["p"] < 1e-6
     assert row["n_variants"] == 3
     assert row["mean_2"] - row["mean_0"] == pytest.approx(0.5, abs=0.15)
     means = [row["mean_0"], row["mean_1"], row["mean_2"]]
     assert row["max_difference"] == pytest.approx(max(means) - min(means))
 
 
-@pytest.mark.parametrize("method", ["anova", "kruskal"])
+def test_rm_anova_matches_pingouin_on_the_order_averaged_scores():
+    scores = _scores(variant_effect=0.2, seed=2)
+    long = (
+        scores.group_by("agent_id", "prompt_variant")
+        .agg(pl.col("value").mean())
+        .sort("agent_id", "prompt_variant")
+    )
+    data = pd.DataFrame(long.to_dict(as_series=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pingouin's own use of a deprecated pandas argument
+        expected = pingouin.rm_anova(
+            data, dv="value", within="prompt_variant", subject="agent_id", correction=True
+        )
+    (row,) = prompt_variant_sensitivity(scores).rows(named=True)
+    assert row["statistic"] == pytest.approx(float(expected["F"].iloc[0]))
+    p_column = "p_GG_corr" if "p_GG_corr" in expected else "p-GG-corr"
+    assert row["p"] == pytest.approx(float(expected[p_column].iloc[0]))
+
+
+def test_repeated_measures_beat_independent_groups_on_the_same_effect():
+    """The same planted wording effect, tested with and without the respondents' pairing."""
+    scores = _scores(variant_effect=0.2, seed=1, noise=0.2)
+    (repeated,) = prompt_variant_sensitivity(scores).rows(named=True)
+    rotated = scores.with_columns(
+        episode_id=pl.col("agent_id") * 10 + pl.col("prompt_variant")
+    )  # every administration a different respondent, as in design="rotate"
+    (independent,) = prompt_variant_sensitivity(rotated).rows(named=True)
+    assert (independent["design"], independent["test"]) == ("independent", "anova")
+    assert repeated["p"] < 1e-4 and independent["p"] > 1000 * repeated["p"]
+    (kruskal,) = prompt_variant_sensitivity(rotated, method="kruskal").rows(named=True)
+    assert kruskal["test"] == "kruskal"
+
+
+@pytest.mark.parametrize("method", ["anova", "rank"])
 def test_no_prompt_variant_effect_is_not_detected(method):
     (row,) = prompt_variant_sensitivity(_scores(seed=3), method=method).rows(named=True)
     assert row["p"] > 0.05
@@ -394,6 +484,9 @@ def test_prompt_variants_without_variance_within_give_a_reason():
     scores = _scores().with_columns(value=pl.col("prompt_variant").cast(pl.Float64))
     (row,) = prompt_variant_sensitivity(scores).rows(named=True)
     assert row["max_difference"] == 2.0 and row["p"] is None
+    assert "no residual variance" in row["reason"]
+    rotated = scores.with_columns(episode_id=pl.col("agent_id") * 10 + pl.col("prompt_variant"))
+    (row,) = prompt_variant_sensitivity(rotated).rows(named=True)
     assert "no variance within groups" in row["reason"]
     (single,) = prompt_variant_sensitivity(scores.filter(pl.col("prompt_variant") == 1)).rows(
         named=True
@@ -401,9 +494,24 @@ def test_prompt_variants_without_variance_within_give_a_reason():
     assert single["n_variants"] == 1 and "at least 2" in single["reason"]
 
 
-def test_bias_functions_need_the_score_columns():
+def test_prompt_variant_contrasts_estimate_each_wording_against_the_reference():
+    out = prompt_variant_contrasts(_scores(variant_effect=0.5)).sort("variant")
+    assert out["variant"].to_list() == [1, 2] and set(out["reference"]) == {0}
+    assert set(out["design"]) == {"paired"} and set(out["test"]) == {"paired t"}
+    one, two = out.rows(named=True)
+    assert one["ci_low"] < 0 < one["ci_high"]
+    assert two["ci_low"] < 0.5 < two["ci_high"] and two["p"] < 1e-6
+    holm = multipletests(out["p"].to_list(), method="holm")[1]
+    assert out["p_holm"].to_list() == pytest.approx(list(holm))
+    against_two = prompt_variant_contrasts(_scores(variant_effect=0.5), reference=2)
+    assert against_two["difference"].to_list() == pytest.approx([-two["difference"], -0.5], abs=0.2)
+
+
+def test_bias_functions_need_the_score_columns_and_a_known_method():
     with pytest.raises(ValueError, match="option_order"):
         option_order_asymmetry(_scores().drop("option_order"))
+    with pytest.raises(ValueError, match="method"):
+        prompt_variant_sensitivity(_scores(), method="t")  # type: ignore[arg-type]
 
 
 # --- refusals ------------------------------------------------------------------------------

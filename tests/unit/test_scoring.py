@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from personae.measures import Score, band_of, load_instrument, score, score_frame
+from personae.measures import Instrument, Score, band_of, load_instrument, score, score_frame
+from personae.measures.scoring import max_missing
 
 NEO = load_instrument("ipip-neo-120")
 PHQ = load_instrument("phq-9")
@@ -154,6 +155,27 @@ def test_sum_scoring_missing_limit(instrument, allowed):
     too_many = {**full, **dict.fromkeys(ids[: allowed + 1])}
     assert score(instrument, ok)[0].value is not None
     assert score(instrument, too_many)[0].value is None
+
+
+def test_max_missing_is_one_rule_per_instrument():
+    assert [max_missing(i) for i in (PHQ, GAD, PSS)] == [1, 1, 2]
+    assert max_missing(PSS, n_items=4) == 0  # a 4-item subset may miss nothing
+
+
+class _Declared(Instrument):
+    """An instrument model carrying a declared proration rule, as instrument data may."""
+
+    max_missing: int | None = None
+
+
+def test_a_declared_max_missing_governs_both_scorers():
+    strict = _Declared.model_validate({**PSS.model_dump(), "max_missing": 1})
+    answers = {i.id: 2 for i in PSS.items[2:]}  # items 1 and 2 missing
+    assert score(PSS, answers)[0].value is not None  # the 20% rule allows 2
+    assert score(strict, answers)[0].value is None
+    rows = [{"who": 1, "item": k, "value": float(v), "valid": 1} for k, v in answers.items()]
+    frame = score_frame(strict, pl.DataFrame(rows), by=["who"])
+    assert frame["value"].to_list() == [None]
 
 
 def test_prorated_value_uses_the_mean_of_answered_items():

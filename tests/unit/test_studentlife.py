@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ def ts(day: int, hour: float) -> int:
     return round(TERM.epoch(day, hour))
 
 
-def write(path: Path, header: str, rows: list[tuple[object, ...]]) -> None:
+def write(path: Path, header: str, rows: Sequence[tuple[object, ...]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
 
@@ -61,6 +63,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "timestamp, activity inference",
         burst(2, 12, [0, 0, 0]),
     )
+    # Audio (u00): one burst of noise on day 1; u01 has no audio at all.
+    write(
+        sensing / "audio" / "audio_u00.csv",
+        "timestamp, audio inference",
+        burst(1, 12, [2] * 20),
+    )
     write(
         sensing / "conversation" / "conversation_u00.csv",
         "start_timestamp, end_timestamp",
@@ -75,7 +83,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(
         sensing / "dark" / "dark_u00.csv",
         "start,end",
-        [(ts(0, 23.5), ts(1, 7.5)), (ts(1, 14), ts(1, 15))],  # daytime pocket: not sleep
+        [(ts(0, 23.5), ts(1, 7.5)), (ts(1, 14), ts(1, 15))],  # a daytime pocket: shorter
     )
     write(sensing / "phonecharge" / "phonecharge_u00.csv", "start,end", [(ts(2, 1), ts(2, 6))])
     write(
@@ -89,7 +97,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (ts(2, 0.5), ts(2, 9)),  # 8.5 h after the last: missing data, not use
         ],
     )
-    # u01 has no phonelock file: sleep falls back on darkness alone.
+    # u01 has no phonelock or phonecharge file: sleep rests on darkness alone.
     write(sensing / "dark" / "dark_u01.csv", "start,end", [(ts(1, 22), ts(2, 6.5))])
     write(
         sensing / "wifi_location" / "wifi_location_u00.csv",
@@ -198,7 +206,7 @@ def test_layout_and_grid(data: StudentLife, folder: Path):
     features = data.features()
     assert features.schema == pl.Schema(FEATURE_SCHEMA)
     assert features.height == 6
-    assert row(features, "u00", 2)["date"].isoformat() == "2013-03-29"
+    assert row(features, "u00", 2)["date"] == date(2013, 3, 29)
     assert StudentLife(folder / "dataset", term=TERM).students() == data.students()
     assert data.calendar().height == 3
 
@@ -229,17 +237,19 @@ def test_conversation_minutes_and_counts(data: StudentLife):
         2,
         pytest.approx(40.0),
     )
-    # Sensed (activity) but silent: zero; a talk across midnight counts on its start day.
+    # Audio but no conversation: zero; a talk across midnight counts on its start day.
     assert (row(f, "u00", 1)["conversation_count"], row(f, "u00", 1)["conversation_minutes"]) == (
         0,
         0.0,
     )
     assert row(f, "u00", 2)["conversation_minutes"] == pytest.approx(30.0)
-    assert row(f, "u01", 2)["conversation_count"] == 0  # no file, but the phone was sensing
+    assert row(f, "u01", 2)["conversation_count"] is None  # activity, but no audio: missing
     assert row(f, "u01", 0)["conversation_count"] is None
 
 
 def test_sleep_from_dark_lock_and_charge(data: StudentLife):
+    # Without activity or audio at night, the hints are dark, locked and charging:
+    # two of three must hold (see test_studentlife_rules.py for all five).
     f = data.features()
     night = row(f, "u00", 1)  # the night ending on the morning of day 1
     assert night["sleep_minutes"] == pytest.approx(480.0)  # the 5-minute glance is merged
