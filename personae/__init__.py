@@ -13,6 +13,7 @@ from personae.environments.networks import Network
 from personae.errors import (
     ConfigError,
     ModelError,
+    ModelTimeout,
     ModelUnreachable,
     PersonaeError,
     ScenarioFileError,
@@ -45,7 +46,7 @@ from personae.scenarios import (
 )
 from personae.seeds import derive_seed
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ActivityWeighted",
@@ -65,6 +66,7 @@ __all__ = [
     "Memory",
     "Message",
     "ModelError",
+    "ModelTimeout",
     "ModelUnreachable",
     "Moderated",
     "Neighbours",

@@ -3,7 +3,7 @@
 Every deliberate error (:class:`~personae.errors.PersonaeError`, invalid
 definitions) prints one paragraph and exits with code 2; an interrupted run
 exits 130 after keeping every completed episode; a run with failed episodes
-exits 1.
+exits 3 (:data:`EXIT_EPISODES_FAILED`); exit code 1 means personae itself failed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from personae.errors import PersonaeError
+from personae.errors import ConfigError, PersonaeError
+from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
 
 app = typer.Typer(
     help="Persona-grounded multi-agent social simulation on a local vLLM server.",
@@ -41,13 +42,14 @@ class Format(StrEnum):
 def main() -> None:
     """Entry point of the ``personae`` script.
 
-    ``kill`` (SIGTERM) stops any command the way Ctrl-C does: a run marks its
-    unfinished episodes and stops the embedded server it started.
+    ``kill`` (SIGTERM) and a closed terminal (SIGHUP) stop any command the way
+    Ctrl-C does: a run marks its unfinished episodes and stops the embedded
+    server it started.
     """
-    from personae.llm.server import sigterm_as_interrupt
+    from personae.llm.process import signals_as_interrupt
 
     try:
-        with sigterm_as_interrupt():
+        with signals_as_interrupt():
             app()
     except PersonaeError as exc:
         _print_and_exit(str(exc))
@@ -100,14 +102,44 @@ def run(
             "longer reproduce transcripts exactly)."
         ),
     ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=1, help="Seconds one request may take before it is abandoned and sent once more."
+        ),
+    ] = DEFAULT_TIMEOUT,
+    retries: Annotated[
+        int,
+        typer.Option(min=0, help="Retries of a request after an HTTP 429/500 or a garbled answer."),
+    ] = 5,
+    server_wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to wait out a server that cannot be reached (restarting, rebooting) "
+            "before the episodes waiting on it fail.",
+        ),
+    ] = DEFAULT_SERVER_WAIT,
 ) -> None:
-    """Run a Monte Carlo experiment and log every turn to SQLite."""
+    """Run a Monte Carlo experiment and log every turn to SQLite.
+
+    Exit codes: 0 every episode complete, 2 bad input (nothing run), 3 some
+    episodes failed (the rest are kept; rerun to retry them), 130 interrupted.
+    """
     from personae.loading import load_target, parse_assignments
     from personae.runner.experiment import as_experiment
 
+    _check_text("--name", name)
     target_obj = load_target(target)
     grid_values = parse_assignments(grid or [], multi=True)
-    grid_values.update({k: [v] for k, v in parse_assignments(set_ or [], multi=False).items()})
+    fixed = parse_assignments(set_ or [], multi=False)
+    both = sorted(set(grid_values) & set(fixed))
+    if both:
+        raise ConfigError(
+            f"{', '.join(both)} is given both with --grid and with --set; give each "
+            "parameter once (--grid to vary it, --set to fix it)."
+        )
+    grid_values.update({k: [v] for k, v in fixed.items()})
     experiment = as_experiment(
         target_obj, replicates=replicates, seed=seed, name=name, grid=grid_values
     )
@@ -128,6 +160,9 @@ def run(
         console=err,
         server_log=server_log,
         prefix_caching=prefix_caching,
+        timeout=timeout,
+        retries=retries,
+        server_wait=server_wait,
     )
     _print_summary(summary)
     if summary.interrupted:
@@ -137,9 +172,35 @@ def run(
         )
         raise typer.Exit(130)
     if summary.failed:
-        err.print(f"[red]{summary.failed} episode(s) failed[/]; first error: {summary.errors[0]}")
+        err.print(
+            f"[red]{summary.failed} episode(s) failed[/]; first error: {summary.errors[0]}",
+            highlight=False,
+        )
+        if summary.lost:
+            ids = ", ".join(str(i) for i in sorted(summary.lost))
+            err.print(
+                f"Rows of episode(s) {ids} could not be stored; they are not marked complete.",
+                highlight=False,
+            )
         err.print("Run the same command again to retry them; completed episodes are kept.")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_EPISODES_FAILED)
+
+
+#: Exit code of a run in which some episodes failed (the others are kept).
+EXIT_EPISODES_FAILED = 3
+
+
+def _check_text(option: str, value: str | None) -> None:
+    """Refuse a command-line value that is not valid text (e.g. invalid UTF-8 bytes)."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise ConfigError(
+            f"{option} {shown!r} is not valid UTF-8 text; give it a name in plain text."
+        ) from None
 
 
 def _print_summary(summary: Any) -> None:
@@ -148,6 +209,15 @@ def _print_summary(summary: Any) -> None:
     table.add_row("episodes complete", f"{summary.complete} / {summary.total}")
     table.add_row("run now / already done", f"{summary.completed} / {summary.already_complete}")
     table.add_row("failed", str(summary.failed))
+    if getattr(summary, "reset_incomplete", 0):
+        table.add_row("complete but missing rows, run again", str(summary.reset_incomplete))
+    if getattr(summary, "server_outages", 0):
+        table.add_row(
+            "server outages waited out",
+            f"{summary.server_outages} ({summary.server_wait_s:.0f} s)",
+        )
+    if getattr(summary, "lock_waits", 0):
+        table.add_row("commits that waited for a locked database", str(summary.lock_waits))
     table.add_row("turns", str(summary.turns))
     table.add_row("model calls", str(summary.calls))
     table.add_row("completion tokens", str(summary.completion_tokens))
@@ -169,28 +239,57 @@ def sql(
     query: Annotated[str, typer.Argument(help="One SQL statement (read-only).")],
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
 ) -> None:
-    """Run a read-only SQL query on a database; writes are refused."""
+    """Run one read-only SQL statement on a database and print the rows.
+
+    Nothing is created or changed: writes, ATTACH, DETACH, VACUUM and pragmas
+    that set something are refused (exit 2). Ctrl-C stops a long query (exit 130).
+    """
     from personae.store.readonly import query as run_query
 
-    columns, rows = run_query(db, query)
-    print_rows(columns, rows, format)
+    try:
+        columns, rows = run_query(db, query)
+        print_rows(columns, rows, format)
+    except KeyboardInterrupt:
+        err.print("interrupted: the query was stopped; nothing was changed.", highlight=False)
+        raise typer.Exit(130) from None
 
 
 def print_rows(
     columns: list[str], rows: list[tuple[Any, ...]], format: Format = Format.table
 ) -> None:
-    """Print query results as a table, CSV or JSON."""
+    """Print query results as a table, CSV or JSON.
+
+    A BLOB is shown as SQLite's hex literal ``x'00ff'`` (shortened in a table)
+    and written in JSON as ``{"base64": "AP8="}``. JSON gives a repeated column
+    name a suffix (``a``, ``a_2``) and writes an infinite float as ``null``; see
+    :func:`personae.store.readonly.json_records`.
+    """
+    from rich.text import Text
+
+    from personae.store.readonly import blob_literal, json_records
+
     if format is Format.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows(
+            [blob_literal(v) if isinstance(v, bytes) else v for v in row] for row in rows
+        )
     elif format is Format.json:
-        sys.stdout.write(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=1))
+        sys.stdout.write(json.dumps(json_records(columns, rows), indent=1, allow_nan=False))
         sys.stdout.write("\n")
     else:
-        table = Table(*columns, show_lines=False)
+        table = Table(show_lines=False)
+        for column in columns:  # Text, not str: brackets in names and values are not markup
+            table.add_column(Text(column))
         for row in rows:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
+            table.add_row(
+                *(
+                    Text("NULL", style="dim")
+                    if v is None
+                    else Text(blob_literal(v, max_bytes=16) if isinstance(v, bytes) else str(v))
+                    for v in row
+                )
+            )
         out.print(table)
         out.print(f"[dim]{len(rows)} row(s)[/]")
 
@@ -278,17 +377,31 @@ def serve(
     prefix_caching: Annotated[
         bool, typer.Option(help="Turn vLLM's prefix cache on (faster; no exact replay by seed).")
     ] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PERSONAE_API_KEY",
+            show_default=False,
+            help="Key clients must send (their API key); required with a --host other than "
+            "loopback.",
+        ),
+    ] = None,
 ) -> None:
-    """Start the embedded vLLM server and keep it running until Ctrl-C."""
+    """Start the embedded vLLM server and keep it running until Ctrl-C.
+
+    A --host other than loopback (e.g. 0.0.0.0) makes the server reachable from
+    the network; it is refused without --api-key (or PERSONAE_API_KEY).
+    """
     from personae.llm.server import EmbeddedServer
 
-    server = EmbeddedServer(
+    server = EmbeddedServer(  # refuses a network host without a key, before starting anything
         model,
         served_model_name=served_model_name,
         host=host,
         port=port,
         log_path=log,
         prefix_caching=prefix_caching,
+        api_key=api_key,
     )
     server.serve_forever(echo=lambda line: err.print(line, highlight=False))
 
@@ -396,8 +509,10 @@ def demo(
     out.print("\nFirst transcript:")
     for speaker, text in rows:
         out.print(f"[bold]{speaker}:[/] {text}", highlight=False)
-    if summary.failed or summary.interrupted:
-        raise typer.Exit(1)
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.failed:
+        raise typer.Exit(EXIT_EPISODES_FAILED)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ Tree::
     ├── StoreError           a database that is foreign, locked or refused a statement
     ├── ServerError          the embedded server failed to start (names the log)
     └── ModelError           the model server failed (unreachable, bad answer)
-        └── ModelUnreachable the server could not be reached at all
+        ├── ModelUnreachable the server could not be reached at all
+        └── ModelTimeout     the server took longer than the request timeout
 """
 
 from __future__ import annotations
@@ -50,15 +51,30 @@ class ModelError(PersonaeError):
     Attributes:
         retryable: Whether trying the same request again may succeed (a timeout,
             a 429 or 5xx, a garbled body); retry wrappers retry only these.
+        status: The HTTP status the server answered with, where there was one.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.status = status
 
 
 class ModelUnreachable(ModelError):
     """The model server could not be reached (retryable unless said otherwise)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message, retryable=retryable)
+
+
+class ModelTimeout(ModelError):
+    """A request got no answer within its timeout (retryable, on a budget of its own).
+
+    A server that stops answering one request is different from one that is
+    down: retrying it repeats a possibly expensive request, so the retry layer
+    gives such requests only a few attempts (see
+    :class:`~personae.llm.wrappers.RetryingModel`).
+    """
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message, retryable=retryable)

@@ -73,18 +73,42 @@ class Agent:
         return await self.model.complete(self.messages(cue), **sampling)
 
     def clean(self, text: str, others: list[str]) -> str:
-        """Trim a raw model reply to what this agent says.
+        """Trim a raw model reply to what this agent says (see :meth:`clean_reply`)."""
+        return self.clean_reply(text, others)[0]
+
+    def clean_reply(self, text: str, others: list[str]) -> tuple[str, list[str]]:
+        """Trim a raw model reply to what this agent says, and say what was removed.
 
         Small models sometimes open with a bracketed stage direction (often an
-        echo of the turn's cue), prefix their own name, or go on to write the
-        other side's line; all three are cut.
+        echo of the turn's cue), put a speaker label in front of the line
+        (their own name, or another participant's), or go on to write another
+        participant's next line. The stage direction and the label are removed
+        and the reply is cut where another participant's line begins, but the
+        reply's own content is never discarded: a reply that is nothing but a
+        stage direction becomes empty (and the caller flags it), never ``"..."``.
+
+        Returns:
+            The cleaned text (possibly empty) and the pieces removed, in order.
         """
-        out = _STAGE_DIRECTION.sub("", text.strip())
-        own = re.compile(rf"^\s*\**{re.escape(self.name)}\**\s*:\s*", re.IGNORECASE)
-        out = own.sub("", out)
+        removed: list[str] = []
+        out = text.strip()
+        match = _STAGE_DIRECTION.match(out)
+        if match:
+            removed.append(match.group(0).strip())
+            out = out[match.end() :]
+        names = "|".join(re.escape(n) for n in [self.name, *others])
+        label = re.match(rf"^\s*\**({names})\**\s*:\s*", out, re.IGNORECASE)
+        if label:
+            removed.append(label.group(0).strip())
+            out = out[label.end() :]
         if others:
             names = "|".join(re.escape(n) for n in others)
             cut = re.search(rf"(^|\n)\s*\**({names})\**\s*:", out, re.IGNORECASE)
-            if cut:
+            if cut and out[: cut.start()].strip():
+                removed.append(out[cut.start() :].strip())
                 out = out[: cut.start()]
-        return out.strip().strip('"').strip() or "..."
+        out = out.strip()
+        stripped = out.strip('"').strip()
+        if stripped != out and stripped:
+            out = stripped
+        return out, removed

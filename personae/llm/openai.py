@@ -8,9 +8,14 @@ and counted in one place. Every failure becomes a
 same request may succeed later::
 
     ModelError
-    ├── retryable        HTTP 408/429/5xx, a read timeout, a body that is not a completion
+    ├── retryable        HTTP 408/429/5xx, a body that is not a completion
     ├── not retryable    any other HTTP 4xx (the message carries the server's text)
+    ├── ModelTimeout     no answer within the timeout (retryable, on a small budget)
     └── ModelUnreachable the connection could not be made (retryable)
+
+``status`` carries the HTTP status where there was one; 502, 503 and 504 are
+read as "the server is down" and waited out (see :mod:`personae.llm.outage`).
+URLs in messages never carry credentials (:func:`~personae.llm.urls.redact_url`).
 
 Structured outputs: ``response_format`` takes either an OpenAI-style dict
 (``{"type": "json_object"}``, ``{"type": "json_schema", "json_schema": {...}}``),
@@ -37,8 +42,9 @@ from typing import Any, cast
 import httpx
 import openai
 
-from personae.errors import ConfigError, ModelError, ModelUnreachable
+from personae.errors import ConfigError, ModelError, ModelTimeout, ModelUnreachable
 from personae.llm.base import Completion, Message
+from personae.llm.urls import redact_url
 
 __all__ = ["OpenAIChatModel", "check_reachable", "list_models", "resolve_api_key"]
 
@@ -109,21 +115,22 @@ def _translate_error(exc: openai.OpenAIError, base_url: str, timeout: float) -> 
     Returns:
         The error to raise, with ``retryable`` set.
     """
+    base_url = redact_url(base_url)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         retryable = status in _RETRYABLE_STATUS or status >= 500
         return ModelError(
             f"the model server at {base_url} answered HTTP {status}: {_server_error_text(exc)}",
             retryable=retryable,
+            status=status,
         )
     if isinstance(exc, openai.APIConnectionError):
         cause = _transport_cause(exc)
         cause_name = type(cause).__name__ if cause is not None else ""
         if isinstance(exc, openai.APITimeoutError) and cause_name != "ConnectTimeout":
-            return ModelError(
+            return ModelTimeout(
                 f"the model server at {base_url} did not answer within {timeout:g} s "
-                f"({cause_name or 'timeout'}); it may be overloaded",
-                retryable=True,
+                f"({cause_name or 'timeout'}); it may be overloaded or hung"
             )
         reason = (str(cause) if cause is not None else "") or cause_name or exc.message
         return ModelUnreachable(_unreachable_message(base_url, reason))
@@ -311,7 +318,7 @@ class OpenAIChatModel:
             ConfigError: ``response_format`` is a malformed shorthand.
         """
         if self._closed:
-            raise ModelError(f"the client for {self.base_url} was closed")
+            raise ModelError(f"the client for {redact_url(self.base_url)} was closed")
         params = self._request_params(
             max_tokens=max_tokens,
             temperature=temperature,
@@ -359,7 +366,8 @@ class OpenAIChatModel:
 
         def malformed(what: str) -> ModelError:
             return ModelError(
-                f"the model server at {self.base_url} sent {what}: {_snippet(content)!r}",
+                f"the model server at {redact_url(self.base_url)} sent {what}: "
+                f"{_snippet(content)!r}",
                 retryable=True,
             )
 
@@ -445,6 +453,7 @@ async def list_models(
         ModelError: Something answered, but not like an OpenAI-compatible server.
     """
     base_url = base_url.rstrip("/")
+    shown = redact_url(base_url)
     client = http_client or httpx.AsyncClient(timeout=timeout)
     try:
         response = await client.get(
@@ -453,15 +462,13 @@ async def list_models(
             timeout=timeout,
         )
     except httpx.HTTPError as exc:
-        raise ModelUnreachable(
-            _unreachable_message(base_url, str(exc) or type(exc).__name__)
-        ) from exc
+        raise ModelUnreachable(_unreachable_message(shown, str(exc) or type(exc).__name__)) from exc
     finally:
         if http_client is None:
             await client.aclose()
     if not response.is_success:
         raise ModelError(
-            f"the server at {base_url} answered GET /models with HTTP {response.status_code}: "
+            f"the server at {shown} answered GET /models with HTTP {response.status_code}: "
             f"{_snippet(response.text)}",
             retryable=response.status_code >= 500,
         )
@@ -470,7 +477,7 @@ async def list_models(
         return [str(entry["id"]) for entry in entries]
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(
-            f"the server at {base_url} is not OpenAI-compatible: GET /models answered "
+            f"the server at {shown} is not OpenAI-compatible: GET /models answered "
             f"{_snippet(response.text)!r}"
         ) from exc
 
@@ -505,7 +512,7 @@ async def check_reachable(
     if model is not None and model not in models:
         served = ", ".join(models) or "nothing"
         raise ModelError(
-            f"the server at {base_url.rstrip('/')} does not serve model {model!r}; "
+            f"the server at {redact_url(base_url.rstrip('/'))} does not serve model {model!r}; "
             f"it serves: {served}"
         )
     return models

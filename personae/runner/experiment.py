@@ -4,22 +4,36 @@ An :class:`Experiment` expands into :class:`EpisodeSpec` s, one per parameter
 set and replicate, each with a seed derived from the experiment seed, the
 parameters and the replicate index (so adding a grid value does not change the
 seeds of episodes that were already there).
+
+Its :meth:`~Experiment.identity` names it in the database. The grid's values
+and the replicates are its *extent* (:meth:`~Experiment.extent`), not part of
+its identity, so an experiment can grow in place: rerun it with more
+replicates or more grid values and the episodes already stored are kept.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
+import re
+import traceback
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from personae.errors import ConfigError
-from personae.scenarios.scenario import Scenario
+from personae.runner.identity import (
+    IDENTITY_VERSION,
+    digest,
+    fingerprint,
+    is_scenario_code,
+    params_key,
+)
+from personae.scenarios.scenario import Scenario, format_validation_error
 from personae.seeds import derive_seed
 
 if TYPE_CHECKING:
@@ -29,12 +43,27 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class EpisodeSpec:
-    """One episode to run: which parameters, which replicate, which seed."""
+    """One episode to run: which parameters, which replicate, which seed.
+
+    Attributes:
+        param_index: Position of the parameter set (see :meth:`Experiment.episodes`).
+        replicate: Replicate number, from 0.
+        params: The parameter set.
+        seed: The episode seed.
+        key: The canonical JSON of ``params`` (:func:`~personae.runner.identity.params_key`);
+            stored episodes are matched by ``(key, replicate)``, which does not shift
+            when a grid value is added. Computed from ``params`` when not given.
+    """
 
     param_index: int
     replicate: int
     params: Mapping[str, Any]
     seed: int
+    key: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", params_key(self.params))
 
 
 class Experiment(BaseModel):
@@ -74,11 +103,11 @@ class Experiment(BaseModel):
     @model_validator(mode="after")
     def _check_grid(self) -> Experiment:
         for key, values in self.grid.items():
-            if not values:
-                raise ConfigError(f"grid entry {key!r} has no values")
-        # Apply every combination once now, so a bad name or value fails before any run.
+            _check_values(key, values)
+        # Prepare every combination once now, so a bad name or value fails before any run.
         for params in self.combinations():
-            self.scenario.with_params(params)
+            self.prepare(params)
+        fingerprint(self.scenario, "scenario")
         return self
 
     @property
@@ -92,31 +121,107 @@ class Experiment(BaseModel):
             dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.grid.values())
         ]
 
-    def episodes(self) -> list[EpisodeSpec]:
-        """All episodes of the experiment."""
+    def prepare(self, params: Mapping[str, Any]) -> Scenario:
+        """The scenario for one parameter set, checked (``Scenario.check``) as before a run.
+
+        Raises:
+            ConfigError: A name or value is invalid, or the scenario's ``configure``
+                or ``check`` refuses it or fails; the message names the file and
+                line of the code that raised.
+        """
+        stage = "configure"
+        try:
+            scenario = self.scenario.with_params(params)
+            stage = "check"
+            if scenario.check is not None:
+                scenario.check(scenario)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(_failure(self.scenario.name, stage, params, exc)) from None
+        return scenario
+
+    def episodes(self, indices: Mapping[str, int] | None = None) -> list[EpisodeSpec]:
+        """All episodes of the experiment.
+
+        Args:
+            indices: ``param_index`` already given to parameter sets, by their key
+                (e.g. read back from the database). Those sets keep their index;
+                other sets get new ones after the largest given. Without it, a
+                set's index is its position in :meth:`combinations`.
+        """
+        known = dict(indices or {})
+        following = max(known.values(), default=-1) + 1
         specs = []
-        for index, params in enumerate(self.combinations()):
-            key = json.dumps(params, sort_keys=True, default=str)
+        for position, params in enumerate(self.combinations()):
+            key = params_key(params)
+            if indices is None:
+                index = position
+            elif key in known:
+                index = known[key]
+            else:
+                index = known[key] = following
+                following += 1
             for rep in range(self.replicates):
-                specs.append(
-                    EpisodeSpec(index, rep, params, derive_seed(self.seed, "episode", key, rep))
-                )
+                seed = derive_seed(self.seed, "episode", key, rep)
+                specs.append(EpisodeSpec(index, rep, params, seed, key))
         return specs
 
     def config(self) -> dict[str, Any]:
-        """The experiment's full description, stored with it."""
+        """A readable description of what the identity is made of, stored with the experiment.
+
+        The extent (grid values, replicates) is apart, in :meth:`extent`.
+        """
         return {
+            "identity_version": IDENTITY_VERSION,
             "name": self.label,
             "scenario": self.scenario.describe(),
-            "grid": self.grid,
-            "replicates": self.replicates,
+            "grid_keys": sorted(self.grid),
             "seed": self.seed,
         }
 
+    def extent(self) -> dict[str, Any]:
+        """How far the experiment reaches: its grid values and replicates, JSON-ready.
+
+        Not part of the identity: the same experiment with more replicates or
+        more grid values is the same experiment, grown.
+        """
+        grid = {k: json.loads(json.dumps(v, default=str)) for k, v in self.grid.items()}
+        return {"grid": grid, "replicates": self.replicates}
+
+    def identity(self, model: str | None = None) -> str:
+        """The experiment's identity: 24 hex characters, the same in every process.
+
+        Made of the name, the scenario (its settings and the code of every
+        function it holds, see :mod:`personae.runner.identity`), which
+        parameters the grid varies (not their values), the seed and the model.
+        Replicates and grid values are the :meth:`extent`, not the identity.
+
+        Args:
+            model: The model name the experiment runs against.
+
+        Raises:
+            ConfigError: The scenario holds a value that cannot be identified stably.
+        """
+        return digest(
+            {
+                "identity_version": IDENTITY_VERSION,
+                "name": self.label,
+                "scenario": fingerprint(self.scenario, "scenario"),
+                "grid_keys": sorted(self.grid),
+                "seed": self.seed,
+                "model": model,
+            }
+        )
+
     def config_hash(self, model: str | None = None) -> str:
-        """Identity of the experiment: the same configuration and model resume the same rows."""
-        blob = json.dumps({"config": self.config(), "model": model}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        """Deprecated alias of :meth:`identity`."""
+        warnings.warn(
+            "Experiment.config_hash is deprecated; use Experiment.identity",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.identity(model)
 
     async def arun(self, db: str | Path, model: ChatModel, **options: Any) -> RunSummary:
         """Run every missing episode against ``model`` and log them to ``db``.
@@ -162,3 +267,48 @@ def as_experiment(obj: Experiment | Scenario, **overrides: Any) -> Experiment:
         data["grid"] = {**data["grid"], **grid}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return Experiment(**data)
+
+
+def _check_values(key: str, values: list[Any]) -> None:
+    if not values:
+        raise ConfigError(f"grid entry {key!r} has no values; give it at least one")
+    seen: dict[str, Any] = {}
+    for i, value in enumerate(values):
+        text = json.dumps(value, sort_keys=True, default=str)
+        if text in seen:
+            raise ConfigError(
+                f"grid entry {key!r} repeats the value {value!r}; each value may appear once "
+                "(a repeat would be the same parameter set twice). To run more episodes per "
+                "parameter set, raise the replicates instead."
+            )
+        seen[text] = value
+        fingerprint(value, f"grid[{key!r}][{i}]")
+        if _ADDRESS_TEXT.search(text):
+            raise ConfigError(
+                f"grid[{key!r}][{i}] is written as {text}, which shows a memory address; the "
+                "text of a grid value seeds its episodes and finds them again on a rerun, so it "
+                "must be the same in every process. Use plain data (a number, a string, a name "
+                "to look up) or give its class a __str__ that shows its settings."
+            )
+
+
+_ADDRESS_TEXT = re.compile(r"0x[0-9a-fA-F]{6,}")
+
+
+def _failure(name: str, stage: str, params: Mapping[str, Any], exc: Exception) -> str:
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    ours = [f for f in frames if is_scenario_code(f[0].f_globals.get("__name__"))]
+    where = ""
+    if ours or frames:
+        frame, lineno = (ours or frames)[-1]
+        where = f" at {frame.f_code.co_filename}, line {lineno} (in {frame.f_code.co_name})"
+    if isinstance(exc, ValidationError):
+        detail = format_validation_error(exc)
+    else:
+        detail = str(exc) or "(no message)"
+    which = f"parameters {dict(params)}" if params else "its own parameters"
+    return (
+        f"the {stage} code of scenario {name!r} raised {type(exc).__name__}: {detail}{where}, "
+        f"while preparing {which} before any episode ran. Fix the code there, or the "
+        "parameter value it could not handle."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -27,6 +28,9 @@ class RunCounters:
     turns: int = 0
     calls: int = 0
     completion_tokens: int = 0
+    #: What the run is waiting for right now ("" when nothing): a server that
+    #: cannot be reached, a database locked by another program.
+    status: Callable[[], str] | None = None
 
     def rate(self, value: int) -> float:
         elapsed = time.perf_counter() - self.started
@@ -46,6 +50,16 @@ class _Rates(ProgressColumn):
         )
 
 
+class _Waiting(ProgressColumn):
+    def __init__(self, counters: RunCounters) -> None:
+        super().__init__()
+        self.counters = counters
+
+    def render(self, task: Task) -> Text:
+        status = self.counters.status() if self.counters.status else ""
+        return Text(status, style="bold yellow")
+
+
 def experiment_progress(
     counters: RunCounters, *, enabled: bool, console: Console | None = None
 ) -> Progress:
@@ -59,6 +73,7 @@ def experiment_progress(
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        _Waiting(counters),
         console=console,
         disable=not enabled,
         transient=False,

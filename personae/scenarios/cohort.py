@@ -22,7 +22,9 @@ Each day, for every student at once (never one student after another):
    social-media post the student saw that day, if a ``feed`` is set: its
    effects entered step 3 as events; ``media`` rows, source ``media``);
 5. students due for an EMA answer it in persona (``ema_stress`` with the
-   StudentLife labels, ``ema_mood``, ``ema_sleep``, ``ema_social``);
+   StudentLife labels, ``ema_mood``, ``ema_sleep``, ``ema_social``; the items
+   and the period each asks about are
+   :data:`~personae.environments.ema.COHORT_EMA`);
 6. scheduled interviews are asked in a separate context and change nothing.
 
 Steps 5 and 6 change nothing, so they are asked from a snapshot of each
@@ -409,11 +411,10 @@ class CohortEpisode(Episode):
             temperature=self.scenario.temperature,
             top_p=self.scenario.top_p,
         )
-        text = agent.clean(completion.text, [other])
-        utterance = Utterance(name, text, day, step)
         self._step += 1
-        self._hear(utterance, call_id=call_id, heard=[name, other])
-        return utterance
+        return self.hear_reply(
+            name, completion, call_id, session=day, step=step, others=[other], heard=[name, other]
+        )
 
     async def _valence(self, name: str, other: str, day: int) -> float:
         from personae.measures.administer import parse_answer
@@ -455,49 +456,30 @@ class CohortEpisode(Episode):
         return snapshot
 
     async def _ema(self, student: str, day: int, memory: Any) -> None:
-        from personae.environments.studentlife import STRESS_LABELS, stress_score
-
-        labels = "\n".join(f"{k}. {v}" for k, v in STRESS_LABELS.items())
-        question = (
-            "Quick check-in (answer as yourself, about today).\n"
-            f"stress: right now I am ...\n{labels}\n"
-            "mood: 1 (very bad) to 5 (very good)\n"
-            "sleep_hours: how many hours did you sleep last night\n"
-            "social: how many people did you talk to today\n"
-            'Reply in JSON, e.g. {"stress": 4, "mood": 3, "sleep_hours": 7, "social": 5}.'
+        from personae.environments.ema import (
+            COHORT_EMA,
+            COHORT_SOURCE,
+            checkin_question,
+            checkin_schema,
         )
-        schema = {
-            "type": "object",
-            "properties": {
-                "stress": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
-                "mood": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
-                "sleep_hours": {"type": "integer", "minimum": 0, "maximum": 16},
-                "social": {"type": "integer", "minimum": 0, "maximum": 50},
-            },
-            "required": ["stress", "mood", "sleep_hours", "social"],
-            "additionalProperties": False,
-        }
+
         raw = await self.ask(
             student,
-            question,
+            checkin_question(COHORT_EMA),
             purpose="ema",
             max_tokens=48,
-            response_format={"type": "json", "schema": schema},
+            response_format={"type": "json", "schema": checkin_schema(COHORT_EMA)},
             memory=memory,
             step=day,
         )
         answers = _json_object(raw)
-        level = _number(answers.get("stress"), 1, 5)
-        stress = None if level is None else float(stress_score(int(level)))
-        label = STRESS_LABELS.get(int(level)) if level is not None else None
-        self.record_state(student, "ema_stress", stress, text=label or raw, source="ema", t=day)
-        for key, variable, low, high in (
-            ("mood", "ema_mood", 1, 5),
-            ("sleep_hours", "ema_sleep", 0, 16),
-            ("social", "ema_social", 0, 50),
-        ):
-            value = _number(answers.get(key), low, high)
-            self.record_state(student, variable, value, text=raw, source="ema", t=day)
+        # Each item declares the period it asks about (personae.environments.ema), which
+        # the analysis follows when pairing answers with sensing days.
+        for item in COHORT_EMA:
+            value, label = item.read(answers.get(item.field))
+            self.record_state(
+                student, item.variable, value, text=label or raw, source=COHORT_SOURCE, t=day
+            )
 
     async def _journal(self, student: str, day: int, row: Mapping[str, Any]) -> None:
         text = await self.ask(

@@ -9,6 +9,7 @@ derives the sampling seed and records the call.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -29,6 +30,7 @@ from personae.scenarios.scenario import Scenario
 from personae.scenarios.view import TurnView
 from personae.seeds import derive_seed
 from personae.store.database import now
+from personae.store.rows import clean_text
 
 SUMMARY_QUESTION = (
     "The session has ended. In two or three sentences, note for yourself what was "
@@ -221,10 +223,46 @@ class Episode:
             temperature=self.scenario.temperature,
             top_p=self.scenario.top_p,
         )
-        others = [n for n in self.names if n != name]
-        text = agent.clean(completion.text, others)
+        return self.hear_reply(name, completion, call_id, session=session, step=step)
+
+    def hear_reply(
+        self,
+        name: str,
+        completion: Completion,
+        call_id: int,
+        *,
+        session: int,
+        step: int,
+        others: list[str] | None = None,
+        heard: list[str] | None = None,
+    ) -> Utterance:
+        """Turn a model reply into ``name``'s utterance, record it and let others hear it.
+
+        The reply is cleaned (:meth:`Agent.clean_reply`); what cleaning removed
+        is kept in ``turns.cleaned``, a reply cut by ``max_tokens`` is flagged
+        ``truncated`` and one that is empty after cleaning is stored empty and
+        flagged ``empty``. The raw reply is in the call's ``llm_calls.raw_text``.
+
+        Args:
+            name: The speaker.
+            completion: The model's reply.
+            call_id: Its ``llm_calls`` row.
+            session: The session (or day) the utterance belongs to.
+            step: Its step in the episode.
+            others: Names whose lines cleaning cuts off (default: every other participant).
+            heard: Who hears it (default: the scenario's hearing rule).
+        """
+        agent = self.agents[name]
+        if others is None:
+            others = [n for n in self.names if n != name]
+        text, removed = agent.clean_reply(completion.text, others)
         utterance = Utterance(name, text, session, step)
-        self._hear(utterance, call_id=call_id)
+        flags = {
+            "truncated": int(completion.finish_reason == "length"),
+            "empty": int(not text),
+            "cleaned": json.dumps(removed) if removed else None,
+        }
+        self._hear(utterance, call_id=call_id, heard=heard, flags=flags)
         return utterance
 
     async def ask(
@@ -403,7 +441,12 @@ class Episode:
         return self._listeners[speaker]
 
     def _hear(
-        self, utterance: Utterance, *, call_id: int | None, heard: list[str] | None = None
+        self,
+        utterance: Utterance,
+        *,
+        call_id: int | None,
+        heard: list[str] | None = None,
+        flags: dict[str, Any] | None = None,
     ) -> None:
         """Record an utterance and put it in the memory of those who hear it.
 
@@ -427,6 +470,10 @@ class Episode:
                 "scripted": int(call_id is None),
                 "llm_call_id": call_id,
                 "created_at": now(),
+                "truncated": 0,
+                "empty": int(not utterance.text),
+                "cleaned": None,
+                **(flags or {}),
             },
         )
 
@@ -466,7 +513,14 @@ class Episode:
             raise
         self.calls += 1
         self.completion_tokens += completion.completion_tokens
+        text, replaced = clean_text(completion.text)
+        if replaced:
+            # Keep what the server sent, bytes and all; hand on text SQLite can store.
+            row["raw_bytes"] = completion.text.encode("utf-8", "surrogatepass")
+            completion = dataclasses.replace(completion, text=text)
         row.update(
+            raw_text=text,
+            replaced_chars=replaced,
             model=completion.model,
             server=completion.server,
             params_json=json.dumps(completion.params or sampling, default=str, sort_keys=True),

@@ -34,11 +34,17 @@ class MemoryLog:
 
 
 class WriterLog:
-    """Sends rows to the store's :class:`~personae.store.writer.Writer`, tagged with the episode id."""
+    """Sends rows to the store's :class:`~personae.store.writer.Writer`, tagged with the episode id.
+
+    Attributes:
+        counts: Rows handed over so far, by table; stored with the episode when
+            it completes so that a later run can check that all of them are there.
+    """
 
     def __init__(self, writer: Any, episode_id: int) -> None:
         self.writer = writer
         self.episode_id = episode_id
+        self.counts: defaultdict[str, int] = defaultdict(int)
 
     def new_id(self, table: str) -> int:
         return int(self.writer.new_id(table))
@@ -46,3 +52,4 @@ class WriterLog:
     def add(self, table: str, row: dict[str, Any]) -> None:
         row["episode_id"] = self.episode_id
         self.writer.add(table, row)
+        self.counts[table] += 1

@@ -73,6 +73,11 @@ class Scenario(BaseModel):
         randomize: ``randomize(scenario, seed)`` returns the scenario for one
             episode, from a seed derived from the episode seed (e.g. participants
             drawn from a population); runs when the episode starts.
+        check: ``check(scenario)`` refuses a parameter set before any episode
+            runs, by raising :class:`~personae.errors.ConfigError` (or any
+            exception); it sees the scenario with the set applied. Use it for
+            values that only the per-episode code would trip over (e.g. an
+            unknown topic that ``randomize`` looks up).
         network: A social graph among the agents (see
             :class:`~personae.environments.networks.Network`), drawn per episode
             from its seed and stored in ``states`` (variable ``network``).
@@ -104,6 +109,7 @@ class Scenario(BaseModel):
     cue: Callable[[TurnView, str], str | None] | None = None
     configure: Callable[[Scenario, Mapping[str, Any]], Scenario] | None = None
     randomize: Callable[[Scenario, int], Scenario] | None = None
+    check: Callable[[Scenario], None] | None = None
     network: Network | None = None
     hearing: Literal["everyone", "neighbours"] = "everyone"
     memory_window: int | None = Field(default=None, ge=1)
@@ -222,13 +228,20 @@ class Scenario(BaseModel):
     # -- description and graph ----------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-ready description: what the experiment's identity hash is made of."""
+        """A readable, JSON-ready description, stored with the experiment.
 
-        def fn_name(fn: object) -> str | None:
-            if fn is None:
-                return None
-            return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+        Callables appear by name only. The experiment's identity is computed
+        from the scenario itself, code included (see
+        :mod:`personae.runner.identity`), not from this description.
+        """
+        from personae.runner.identity import callable_label
 
+        probes = []
+        for p in self.probes:
+            data = p.describe()
+            if not callable(getattr(p.fn, "describe", None)):
+                data["fn"] = callable_label(p.fn)
+            probes.append(data)
         return {
             "name": self.name,
             "agents": [p.model_dump(mode="json") for p in self.agents],
@@ -239,17 +252,17 @@ class Scenario(BaseModel):
             "max_turns": self.max_turns,
             "sessions": self.sessions,
             "carry_memory": self.carry_memory,
-            "probes": [p.describe() for p in self.probes],
+            "probes": probes,
             "sampling": {
                 "max_tokens": self.max_tokens,
                 "temperature": self.temperature,
                 "top_p": self.top_p,
             },
-            "params": self.params,
-            "cue": fn_name(self.cue),
-            "configure": fn_name(self.configure),
-            # Newer fields join the identity only when set, so older experiments keep their hash.
-            **({"randomize": fn_name(self.randomize)} if self.randomize else {}),
+            "params": json.loads(json.dumps(self.params, default=str)),
+            "cue": callable_label(self.cue),
+            "configure": callable_label(self.configure),
+            **({"randomize": callable_label(self.randomize)} if self.randomize else {}),
+            **({"check": callable_label(self.check)} if self.check else {}),
             **({"network": self.network.describe()} if self.network else {}),
             **({"hearing": self.hearing} if self.hearing != "everyone" else {}),
             **({"memory_window": self.memory_window} if self.memory_window else {}),
@@ -280,7 +293,9 @@ def _condition_repr(c: Condition) -> Any:
         if isinstance(value, tuple) and value and isinstance(value[0], Condition):
             data[field] = [_condition_repr(v) for v in value]
         elif callable(value):
-            data[field] = getattr(value, "__qualname__", repr(value))
+            from personae.runner.identity import callable_label
+
+            data[field] = callable_label(value)
         else:
             data[field] = value
     return data

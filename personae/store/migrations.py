@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
-from personae.store.schema import VIEWS, Base
+from personae.store.schema import ADDED_COLUMNS, VIEWS, Base
 
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
@@ -39,6 +39,24 @@ def m002_measurements(conn: Connection) -> None:
         conn, tables=[Base.metadata.tables["measurements"], Base.metadata.tables["scores"]]
     )
     conn.execute(text(f"CREATE VIEW IF NOT EXISTS trait_scores AS {VIEWS['trait_scores']}"))
+
+
+@migration
+def m003_honest_rows(conn: Connection) -> None:
+    """Raw completions, replaced characters, truncated/empty/cleaned turns, episode keys.
+
+    Written to run on any earlier database: a column is added only where it is
+    missing (``m001`` creates the tables from the current schema, so a new file
+    has them already), and every view is rebuilt from its current definition.
+    """
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(text(f"PRAGMA table_info({table})"))}
+        for name, ddl in columns:
+            if name not in present:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    for name, sql in VIEWS.items():
+        conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
+        conn.execute(text(f"CREATE VIEW {name} AS {sql}"))
 
 
 def migrate(conn: Connection) -> list[str]:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -54,6 +55,7 @@ class EpisodeRow(Base):
     param_index: Mapped[int] = mapped_column(Integer, nullable=False)
     replicate: Mapped[int] = mapped_column(Integer, nullable=False)
     params_json: Mapped[str] = mapped_column(Text, nullable=False)
+    param_key: Mapped[str | None] = mapped_column(Text)
     seed: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String, nullable=False, default="pending")
     n_turns: Mapped[int | None] = mapped_column(Integer)
@@ -61,6 +63,7 @@ class EpisodeRow(Base):
     started_at: Mapped[str | None] = mapped_column(String)
     finished_at: Mapped[str | None] = mapped_column(String)
     error: Mapped[str | None] = mapped_column(Text)
+    row_counts: Mapped[str | None] = mapped_column(Text)
 
 
 class AgentRow(Base):
@@ -95,6 +98,9 @@ class LLMCallRow(Base):
     finish_reason: Mapped[str | None] = mapped_column(String)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[str] = mapped_column(String, nullable=False)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    raw_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    replaced_chars: Mapped[int | None] = mapped_column(Integer)
 
 
 class TurnRow(Base):
@@ -111,6 +117,9 @@ class TurnRow(Base):
     scripted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))
     created_at: Mapped[str] = mapped_column(String, nullable=False)
+    truncated: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    empty: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    cleaned: Mapped[str | None] = mapped_column(Text)
 
 
 class MemoryRow(Base):
@@ -198,6 +207,22 @@ Index("ix_states_episode_var", StateRow.episode_id, StateRow.variable, StateRow.
 Index("ix_measurements_episode", MeasurementRow.episode_id, MeasurementRow.instrument)
 Index("ix_scores_episode", ScoreRow.episode_id, ScoreRow.instrument, ScoreRow.scale)
 
+#: Columns added after the first release, by table: (name, SQLite type and default).
+#: A database made before them gets them from migration ``m003``.
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "episodes": (("param_key", "TEXT"), ("row_counts", "TEXT")),
+    "llm_calls": (
+        ("raw_text", "TEXT"),
+        ("raw_bytes", "BLOB"),
+        ("replaced_chars", "INTEGER"),
+    ),
+    "turns": (
+        ("truncated", "INTEGER NOT NULL DEFAULT 0"),
+        ("empty", "INTEGER NOT NULL DEFAULT 0"),
+        ("cleaned", "TEXT"),
+    ),
+}
+
 #: Tables that hold rows of one episode, in the order they must be deleted.
 EPISODE_TABLES = ("turns", "memories", "states", "measurements", "scores", "llm_calls", "agents")
 
@@ -205,7 +230,7 @@ VIEWS: dict[str, str] = {
     "transcript": """
         SELECT x.name AS experiment, e.experiment_id, t.episode_id, e.replicate,
                e.param_index, e.params_json AS params, e.seed, t.session, t.step,
-               a.name AS speaker, a.role, t.content AS text
+               a.name AS speaker, a.role, t.content AS text, t.truncated, t.empty
         FROM turns t
         JOIN episodes e ON e.id = t.episode_id
         JOIN experiments x ON x.id = e.experiment_id

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from personae.errors import ConfigError, ModelError, ModelUnreachable
+from personae.errors import ConfigError, ModelError, ModelTimeout, ModelUnreachable
 from personae.llm.base import ChatModel, Completion, Message
 from personae.llm.fake import FunctionModel, RecordedCall, ScriptedModel
 from personae.llm.openai import OpenAIChatModel
@@ -62,16 +62,67 @@ async def test_latency_of_a_retried_call_covers_every_attempt_and_wait() -> None
 
 
 async def test_giving_up_says_how_many_attempts_were_made_and_keeps_the_class() -> None:
-    inner = flaky(100, ModelUnreachable("could not reach http://x/v1"))
+    inner = flaky(100, ModelError("HTTP 500 from http://x/v1", retryable=True, status=500))
     model = RetryingModel(inner, attempts=4, base_delay=0.0)
 
-    with pytest.raises(ModelUnreachable) as caught:
+    with pytest.raises(ModelError) as caught:
         await model.complete(HELLO)
 
     assert "gave up after 4 attempts" in str(caught.value)
-    assert "could not reach http://x/v1" in str(caught.value)
+    assert "HTTP 500 from http://x/v1" in str(caught.value)
     assert inner.call_count == 4
-    assert isinstance(caught.value.__cause__, ModelUnreachable)
+    assert isinstance(caught.value.__cause__, ModelError)
+
+
+async def test_an_unreachable_server_is_waited_out_beyond_the_attempts() -> None:
+    inner = flaky(12, ModelUnreachable("could not reach http://x/v1"))
+    model = RetryingModel(inner, attempts=2, base_delay=0.001, server_wait=30)
+    model.outage.probe_interval = 0.01
+
+    reply = await model.complete(HELLO)
+
+    assert reply.text == "recovered" and inner.call_count == 13
+    assert model.outage.outages == 1 and not model.outage.down
+
+
+async def test_while_the_server_is_down_one_request_probes_and_the_others_wait() -> None:
+    down = {"until": time.monotonic() + 0.5}
+    sent_while_down = []
+
+    async def reply(messages: list[Message], call: RecordedCall) -> str:
+        if time.monotonic() < down["until"]:
+            sent_while_down.append(call)
+            raise ModelUnreachable("connection refused")
+        return "back"
+
+    inner = FunctionModel(reply)
+    model = RetryingModel(inner, base_delay=0.05, max_delay=0.05, jitter=False, server_wait=30)
+    model.outage.probe_interval = 0.05
+
+    replies = await asyncio.gather(*(model.complete(HELLO) for _ in range(20)))
+
+    assert [r.text for r in replies] == ["back"] * 20
+    # 20 first attempts, then about one probe per 50 ms for 0.5 s, not 20 per round.
+    assert len(sent_while_down) <= 20 + 15
+
+
+async def test_an_outage_longer_than_server_wait_fails_with_the_limit_named() -> None:
+    inner = flaky(10_000, ModelUnreachable("could not reach http://x/v1"))
+    model = RetryingModel(inner, base_delay=0.01, server_wait=0.3)
+    model.outage.probe_interval = 0.02
+
+    with pytest.raises(ModelUnreachable, match="--server-wait") as caught:
+        await model.complete(HELLO)
+    assert not caught.value.retryable
+
+
+async def test_timeouts_have_a_budget_of_their_own() -> None:
+    inner = flaky(100, ModelTimeout("did not answer within 1 s"))
+    model = RetryingModel(inner, attempts=5, base_delay=0.0, timeout_attempts=2)
+
+    with pytest.raises(ModelTimeout, match="gave up after 2 attempts"):
+        await model.complete(HELLO)
+    assert inner.call_count == 2
 
 
 async def test_non_retryable_errors_are_raised_at_once() -> None:

@@ -52,4 +52,7 @@ def test_agent_clean_cuts_stage_directions_name_prefixes_and_other_speakers():
     raw = "(Stage: insight. Explore emotions.) Lee: How did that feel?\nSam: It felt bad."
     assert agent.clean(raw, ["Sam"]) == "How did that feel?"
     assert agent.clean("[smiles] Go on.", ["Sam"]) == "Go on."
-    assert agent.clean("   ", ["Sam"]) == "..."
+    assert agent.clean("   ", ["Sam"]) == ""  # stored empty and flagged, never "..."
+    # Another participant's label in front of the reply is removed, not the reply.
+    assert agent.clean_reply("Sam: I think so too.", ["Sam"]) == ("I think so too.", ["Sam:"])
+    assert agent.clean_reply("(nods)", ["Sam"]) == ("", ["(nods)"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 from personae.errors import ConfigError
@@ -50,13 +51,16 @@ def builtin(name: str) -> Scenario | Experiment:
     Raises:
         ConfigError: No built-in has that name.
     """
-    try:
-        return BUILTINS[name]()
-    except KeyError:
+    factory = BUILTINS.get(name)
+    if factory is None:
+        close = difflib.get_close_matches(name, BUILTINS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
-            f"no built-in scenario {name!r}; built-ins: {', '.join(BUILTINS)} "
-            "(or give the path of a Python file that defines a Scenario or Experiment)"
-        ) from None
+            f"no built-in scenario {name!r}; {hint}built-ins: {', '.join(BUILTINS)} "
+            "(or give the path of a Python file, ending in .py, that defines a Scenario or "
+            "Experiment)"
+        )
+    return factory()
 
 
 __all__ = ["BUILTINS", "builtin", "counseling"]

@@ -122,6 +122,20 @@ def _randomize(scenario: Any, seed: int) -> Any:
     return scenario.model_copy(update={"agents": tuple(drawn)})
 
 
+def _check(scenario: Any) -> None:
+    """Refuse, before any episode, a StudentLife folder the episodes could not read."""
+    if scenario.sensing.source != "studentlife":
+        return
+    from personae.environments.studentlife import StudentLife
+
+    found = len(StudentLife(str(scenario.sensing.path)).students())
+    if found < len(scenario.agents):
+        raise ConfigError(
+            f"the StudentLife copy at {scenario.sensing.path} has {found} students, "
+            f"asked for {len(scenario.agents)}"
+        )
+
+
 def studentlife_personas(path: str | None, n: int) -> tuple[Any, ...]:
     """The first ``n`` StudentLife students as personas, Big Five from their pre-term BFI-44."""
     import polars as pl
@@ -186,5 +200,6 @@ def student_cohort(
         },
         configure=_configure,
         randomize=_randomize,
+        check=_check,
     )
     return _configure(base, base.params)

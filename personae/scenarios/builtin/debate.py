@@ -142,6 +142,36 @@ def _randomize(scenario: Scenario, seed: int) -> Scenario:
     )
 
 
+def _check(scenario: Scenario) -> None:
+    """Refuse, before any episode, the values ``_randomize`` would only trip over later."""
+    from personae.environments.propositions import by_strength, proposition
+
+    params = scenario.params
+    if params.get("opponent") not in OPPONENTS:
+        raise ConfigError(
+            f"opponent must be one of {', '.join(OPPONENTS)}, got {params.get('opponent')!r}"
+        )
+    try:
+        if params.get("topic"):
+            proposition(str(params["topic"]))
+        else:
+            by_strength(str(params.get("strength")))
+    except ConfigError as exc:
+        which = "topic" if params.get("topic") else "strength"
+        raise ConfigError(f"debate {which}: {exc}") from None
+    if (params.get("opponent_side") or "random") not in ("pro", "con", "random"):
+        raise ConfigError(
+            f"opponent_side must be 'pro', 'con' or 'random', got {params['opponent_side']!r}"
+        )
+    words = params.get("words")
+    try:
+        enough = int(words) >= 1  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        enough = False
+    if not enough or isinstance(words, bool):
+        raise ConfigError(f"words must be a whole number of at least 1, got {words!r}")
+
+
 def _statement(params: Mapping[str, Any]) -> str:
     from personae.environments.propositions import proposition
 
@@ -192,6 +222,7 @@ def debate(
         },
         cue=_cue,
         randomize=_randomize,
+        check=_check,
     )
 
 
