@@ -119,6 +119,10 @@ class _Plan:
     def todo(self, specs: list[EpisodeSpec]) -> list[EpisodeSpec]:
         return [s for s in specs if (s.key, s.replicate) not in self.done]
 
+    def indices(self) -> dict[str, int]:
+        """``param_index`` of each stored parameter set: a grown grid keeps them."""
+        return {key: index for (key, _), (_, index, _) in self.stored.items()}
+
 
 def _plan(database: Database, experiment_id: int | None) -> _Plan:
     stored = database.episodes_by_key(experiment_id) if experiment_id is not None else {}
@@ -127,28 +131,18 @@ def _plan(database: Database, experiment_id: int | None) -> _Plan:
 
 
 def _new_episode_rows(plan: _Plan, specs: list[EpisodeSpec]) -> list[dict[str, Any]]:
-    """Rows for the episodes not stored yet; a grown grid keeps stored indices."""
-    index_of = {key: index for (key, _), (_, index, _) in plan.stored.items()}
-    used = set(index_of.values())
-    rows = []
-    for spec in specs:
-        if (spec.key, spec.replicate) in plan.stored:
-            continue
-        index = index_of.get(spec.key)
-        if index is None:
-            index = spec.param_index if spec.param_index not in used else max(used) + 1
-            index_of[spec.key] = index
-            used.add(index)
-        rows.append(
-            {
-                "param_index": index,
-                "replicate": spec.replicate,
-                "params": spec.params,
-                "seed": spec.seed,
-                "key": spec.key,
-            }
-        )
-    return rows
+    """Rows for the episodes not stored yet."""
+    return [
+        {
+            "param_index": spec.param_index,
+            "replicate": spec.replicate,
+            "params": spec.params,
+            "seed": spec.seed,
+            "key": spec.key,
+        }
+        for spec in specs
+        if (spec.key, spec.replicate) not in plan.stored
+    ]
 
 
 async def run_experiment(
@@ -252,8 +246,8 @@ async def _run_locked(
             f"run again[/]: {shown}{more}.",
             highlight=False,
         )
-    specs = experiment.episodes()
     plan = _plan(database, experiment_id)
+    specs = experiment.episodes(indices=plan.indices())
     unfinished = [i for (i, _, status) in plan.stored.values() if status != "complete"]
     database.reset_episodes([*unfinished, *broken])
     database.create_episodes(experiment_id, _new_episode_rows(plan, specs))
