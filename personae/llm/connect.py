@@ -85,7 +85,7 @@ async def connected_model(
         ServerError: The embedded server could not be started.
     """
     from personae.llm.openai import check_reachable
-    from personae.llm.wrappers import build_client
+    from personae.llm.wrappers import RetryingModel, build_client, find_layer
 
     if max_restarts < 0:
         raise ConfigError(f"max_restarts must be 0 or more, not {max_restarts}.")
@@ -125,8 +125,16 @@ async def connected_model(
     await server.astart()
     say(f"[dim]Server ready at {server.base_url}.[/]")
     client = build_client(server.base_url, server.model, **client_options)
+    retrying = find_layer(client, RetryingModel)
+
+    def stop_waiting() -> None:
+        # A server given up on will not come back: fail its requests now, not after server_wait.
+        if retrying is not None:
+            retrying.outage.server_wait = 0.0
+
     watchdog = asyncio.create_task(
-        watch_server(server, max_restarts=max_restarts, say=say), name="server-watchdog"
+        watch_server(server, max_restarts=max_restarts, say=say, on_give_up=stop_waiting),
+        name="server-watchdog",
     )
     try:
         yield client, server.server_info()
@@ -143,6 +151,7 @@ async def watch_server(
     max_restarts: int = DEFAULT_MAX_RESTARTS,
     say: Callable[[str], Any] = print,
     interval: float = 1.0,
+    on_give_up: Callable[[], None] | None = None,
 ) -> None:
     """Restart the embedded server whenever its process exits, ``max_restarts`` times at most.
 
@@ -151,13 +160,16 @@ async def watch_server(
     same host and port, and counts whether or not the new server becomes ready
     (a server that hangs in start-up fails after its start-up timeout), so a
     server that keeps dying cannot keep a restart loop spinning. Once the
-    restarts are used up, requests fail after the client's ``server_wait``.
+    restarts are used up, ``on_give_up`` is called: ``connected_model`` then
+    fails the requests waiting for the server instead of waiting ``server_wait``.
 
     Args:
         server: The running server to watch.
         max_restarts: Restarts allowed in all.
         say: Where the status lines go (a rich console's ``print``).
         interval: Seconds between checks.
+        on_give_up: Called once the restarts are used up (the run's client then
+            stops waiting for the server).
     """
     try:
         while True:
@@ -171,6 +183,8 @@ async def watch_server(
                     f"{server.restarts} time(s) already; not restarting it again. "
                     f"Log: {escape(str(server.log_path))}[/]"
                 )
+                if on_give_up is not None:
+                    on_give_up()
                 return
             say(
                 f"[yellow]The embedded server stopped (exit code {status}); restarting it, "

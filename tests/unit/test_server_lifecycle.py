@@ -313,8 +313,15 @@ class FakeServer:
 async def test_the_watchdog_restarts_a_dead_server_until_its_restarts_are_used_up():
     server = FakeServer([True, False, True])
     lines: list[str] = []
+    gave_up: list[bool] = []
     watchdog = asyncio.create_task(
-        watch_server(server, max_restarts=3, say=lines.append, interval=0.01)  # type: ignore[arg-type]
+        watch_server(
+            server,  # type: ignore[arg-type]
+            max_restarts=3,
+            say=lines.append,
+            interval=0.01,
+            on_give_up=lambda: gave_up.append(True),
+        )
     )
     server.die()
     await asyncio.sleep(0.2)
@@ -330,6 +337,7 @@ async def test_the_watchdog_restarts_a_dead_server_until_its_restarts_are_used_u
     await asyncio.wait_for(watchdog, 2)  # gives up: no fourth restart
     assert server.restarts == 3 and not server.running
     assert "not restarting it again" in lines[-1]
+    assert gave_up == [True]  # the run's client stops waiting for a server given up on
 
 
 async def test_the_watchdog_leaves_a_running_server_alone_and_stops_when_cancelled():
