@@ -37,7 +37,9 @@ def test_an_old_database_is_upgraded_reported_and_takes_a_new_run(tmp_path):
     Database(db).close()
     con = sqlite3.connect(db)
     migrations = [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY rowid")]
-    old_turns = con.execute("SELECT COUNT(*), SUM(truncated), SUM(empty) FROM transcript").fetchone()
+    old_turns = con.execute(
+        "SELECT COUNT(*), SUM(truncated), SUM(empty) FROM transcript"
+    ).fetchone()
     con.close()
     assert migrations == ["m001_initial", "m002_measurements", "m003_honest_rows"]
     assert old_turns == (16, 0, 0)
