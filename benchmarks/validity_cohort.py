@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -331,20 +330,9 @@ def _pooled(frame: pl.DataFrame) -> dict[str, Any]:
     return effects.filter(pl.col("scope") == "pooled").row(0, named=True)
 
 
-def _report(replications: int) -> None:
-    for case in cases():
-        started = time.perf_counter()
-        results = [case["run"](seed) for seed in range(replications)]
-        seconds = (time.perf_counter() - started) / replications
-        if case["check"] == "recovery":
-            rate = np.mean([low <= planted <= high for planted, low, high in results])
-            label = "coverage"
-        else:
-            rate = np.mean([p < 0.05 for (p,) in results])
-            label = "false positives"
-        print(f"{case['analysis']} [{case['check']}]: {label} {rate:.3f}", end="")
-        print(f" over {replications} replications ({seconds * 1000:.0f} ms each)")
-
-
 if __name__ == "__main__":
-    _report(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    from validity import main as run_validity  # the aggregator beside this file
+
+    sys.exit(
+        run_validity(["--only", "cohort", "--reps", sys.argv[1] if len(sys.argv) > 1 else "200"])
+    )

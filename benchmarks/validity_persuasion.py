@@ -33,7 +33,6 @@ for the R reference values that ``tests/unit/test_persuasion.py`` compares with.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -154,19 +153,17 @@ def _term(model: pl.DataFrame, term: str) -> dict[str, Any]:
 
 
 def _report(replications: int) -> None:
-    extra = {"analysis": "persuasion.proportional_odds_test (not a case)", "check": "null"}
-    for case in [*cases(), extra | {"run": null_proportional}]:
-        started = time.perf_counter()
-        results = [case["run"](seed) for seed in range(replications)]
-        seconds = (time.perf_counter() - started) / replications
-        if case["check"] == "recovery":
-            rate = np.mean([low <= planted <= high for planted, low, high in results])
-            label = "coverage"
-        else:
-            rate = np.mean([p < 0.05 for (p,) in results])
-            label = "false positives"
-        print(f"{case['analysis']} [{case['check']}]: {label} {rate:.3f}", end="")
-        print(f" over {replications} replications ({seconds * 1000:.0f} ms each)")
+    """The aggregator's table for these cases, then the assumption test's own rate."""
+    from validity import Result, main, run_case  # the aggregator beside this file
+
+    main(["--only", "persuasion", "--reps", str(replications)])
+    extra = {
+        "analysis": "persuasion.proportional_odds_test (not a case)",
+        "check": "null",
+        "module": "validity_persuasion",
+    }
+    result: Result = run_case(extra | {"run": null_proportional}, replications)
+    print(f"{extra['analysis']}: false positives {result.rate} over {replications}")
 
 
 def _write_csv(path: str, seed: int = 6, n: int = 600) -> None:
