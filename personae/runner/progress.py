@@ -17,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 
@@ -52,7 +53,8 @@ class _Rates(ProgressColumn):
 
 class _Waiting(ProgressColumn):
     def __init__(self, counters: RunCounters) -> None:
-        super().__init__()
+        # Cut off, not wrapped, on a narrow terminal: the runner also prints a line.
+        super().__init__(table_column=Column(no_wrap=True, overflow="ellipsis"))
         self.counters = counters
 
     def render(self, task: Task) -> Text:

@@ -302,12 +302,16 @@ async def _run_locked(
             bar.advance(task_id)
 
     started = time.perf_counter()
+    announce = bar.console.print if progress else say  # above a live bar, through its console
+    announcer = asyncio.create_task(_announce_waits(outage, writer, announce))
     try:
         with bar:
             await executor.map(todo, run_one)
     except asyncio.CancelledError:
         summary.interrupted = True
     finally:
+        announcer.cancel()
+        await asyncio.gather(announcer, return_exceptions=True)
         summary.elapsed_s = time.perf_counter() - started
         summary.turns, summary.calls = counters.turns, counters.calls
         summary.completion_tokens = counters.completion_tokens
@@ -383,9 +387,43 @@ def _outage(model: ChatModel) -> ServerOutage | None:
     return layer.outage if layer is not None else None
 
 
+async def _announce_waits(
+    outage: ServerOutage | None, writer: Writer, say: Any, interval: float = 1.0
+) -> None:
+    """Print a line when the run starts and stops waiting for the server or the database.
+
+    The progress bar shows the wait too, but a narrow terminal can cut it off;
+    a printed line stays in the scrollback with its time.
+    """
+    server_down = locked = False
+    while True:
+        await asyncio.sleep(interval)
+        if outage is not None and outage.down != server_down:
+            server_down = outage.down
+            if server_down:
+                say(
+                    f"[yellow]{outage.describe().capitalize()}: {outage.last_error}. "
+                    f"Requests wait up to {outage.server_wait:g} s (--server-wait).[/]",
+                    highlight=False,
+                )
+            else:
+                say("[green]The server answers again; the run goes on.[/]")
+        if (writer.locked_since is not None) != locked:
+            locked = not locked
+            if locked:
+                say(f"[yellow]{writer.describe_wait().capitalize()}.[/]", highlight=False)
+            else:
+                say("[green]The database accepts writes again.[/]")
+
+
 def _waiting(outage: ServerOutage | None, writer: Writer) -> str:
-    parts = [writer.describe_wait(), outage.describe() if outage is not None else ""]
-    return "; ".join(p for p in parts if p)
+    """What the run waits for, short enough for the progress bar ("" when nothing)."""
+    parts = []
+    if outage is not None and outage.down:
+        parts.append(f"server down {outage.server_wait - outage.remaining():.0f} s")
+    if writer.locked_since is not None:
+        parts.append(f"database locked {time.time() - writer.locked_since:.0f} s")
+    return ", ".join(parts)
 
 
 def _request_limit(model: ChatModel) -> int | None:
