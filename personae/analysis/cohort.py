@@ -73,6 +73,7 @@ from personae.analysis.cohort_series import (
     state_series,
     unit_days,
 )
+from personae.analysis.frames import finite
 from personae.environments.mental_state import STATE_VARIABLES
 
 _CONDITION = list(CONDITION_KEYS)
@@ -436,7 +437,7 @@ def _welch(a: np.ndarray, b: np.ndarray) -> tuple[Estimate, str | None]:
 
     test = ttest_ind(a, b, equal_var=False)
     low, high = test.confidence_interval(0.95)
-    return (diff, _finite(low), _finite(high), _finite(test.pvalue)), None
+    return (diff, finite(low), finite(high), finite(test.pvalue)), None
 
 
 def _with_both_arms(days: pl.DataFrame) -> pl.DataFrame:
@@ -507,14 +508,6 @@ def _clustered(
     half = float(t.ppf(0.975, n_units - 1)) * se
     p = float(2 * t.sf(abs(diff) / se, n_units - 1))
     return (diff, diff - half, diff + half, p), None
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _t_crit(n: int) -> float | None:

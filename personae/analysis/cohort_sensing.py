@@ -53,6 +53,7 @@ from personae.analysis.cohort_series import (
     state_series,
     unit_days,
 )
+from personae.analysis.frames import finite
 from personae.environments.ema import (
     EMA_INSTRUMENTS,
     MIN_WEEK_DAYS,
@@ -269,8 +270,8 @@ def compare_distributions(
                 "mean_real": _mean(b),
                 "sd_real": _sd(b),
                 "mean_diff": float(a.mean() - b.mean()) if a.size and b.size else None,
-                "ks_statistic": _finite(ks.statistic) if ks is not None else None,
-                "ks_p": _finite(ks.pvalue) if ks is not None else None,
+                "ks_statistic": finite(ks.statistic) if ks is not None else None,
+                "ks_p": finite(ks.pvalue) if ks is not None else None,
             }
         )
     schema: dict[str, Any] = {"variable": pl.String, "n_sim": pl.Int64} | dict.fromkeys(
@@ -437,7 +438,7 @@ def _between(group: pl.DataFrame, remove_day_means: bool) -> dict[str, Any]:
     from scipy.stats import pearsonr
 
     result = pearsonr(x, y)
-    r = _finite(result.statistic)
+    r = finite(result.statistic)
     if r is None:
         return out
     return out | _r_inference(r, n - 2)
@@ -519,14 +520,6 @@ def _mean(values: np.ndarray) -> float | None:
 
 def _sd(values: np.ndarray) -> float | None:
     return float(values.std(ddof=1)) if values.size >= 2 else None
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 __all__ = [

@@ -8,6 +8,7 @@ columns.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,12 @@ def utterance_lengths(db: str | Path, by: str = "role") -> pl.DataFrame:
         )
         .sort(keys)
     )
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

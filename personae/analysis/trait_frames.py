@@ -9,14 +9,13 @@ first and last values. The conventions are those of :mod:`personae.analysis.drif
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import polars as pl
 
-from personae.analysis.frames import read_sql, spread_params
+from personae.analysis.frames import finite, read_sql, spread_params
 
 #: Letters of ``Persona.big_five`` and the IPIP-NEO domain names they target.
 BIG_FIVE_DOMAINS = {
@@ -220,15 +219,6 @@ def endpoints(frame: pl.DataFrame) -> pl.DataFrame:
             pl.col("band").last().alias("band_last"),
         )
     )
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a finite float, or ``None``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 class Correlation(NamedTuple):
