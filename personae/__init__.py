@@ -9,28 +9,13 @@ Example:
 """
 
 from personae.agents import Agent, CognitiveModel, Demographics, Memory, Persona, Utterance
-from personae.environments.networks import Network
-from personae.errors import (
-    ConfigError,
-    ModelError,
-    ModelTimeout,
-    ModelUnreachable,
-    PersonaeError,
-    ScenarioFileError,
-    ServerError,
-    StoreError,
-)
-from personae.llm.base import ChatModel, Completion, Message
-from personae.llm.fake import FunctionModel, ScriptedModel
-from personae.measures.administer import Questionnaire
-from personae.measures.instruments import Instrument, load_instrument
-from personae.measures.judge import Judge
-from personae.runner import Experiment, LocalExecutor, RunSummary
-from personae.scenarios import (
+from personae.engine import (
     ActivityWeighted,
+    Cue,
     Episode,
     MaxTurns,
     Moderated,
+    Monitor,
     Neighbours,
     Never,
     Opening,
@@ -41,25 +26,48 @@ from personae.scenarios import (
     Says,
     Scenario,
     Script,
+    Stop,
     TurnView,
     When,
 )
+from personae.errors import (
+    ConfigError,
+    ModelError,
+    ModelTimeout,
+    ModelUnreachable,
+    PersonaeError,
+    ScenarioFileError,
+    ServerError,
+    StoreError,
+)
+from personae.llm.base import ChatModel, Completion, Message, Sampling
+from personae.llm.fake import FunctionModel, ScriptedModel
+from personae.llm.structured import Choice, Grammar, JsonSchema, Regex
+from personae.measures.administer import Questionnaire
+from personae.measures.instruments import Instrument, load_instrument
+from personae.measures.judge import Judge
+from personae.runner import Experiment, LocalExecutor, RunSummary
 from personae.seeds import derive_seed
+from personae.world.networks import Network
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "ActivityWeighted",
     "Agent",
     "ChatModel",
+    "Choice",
     "CognitiveModel",
     "Completion",
     "ConfigError",
+    "Cue",
     "Demographics",
     "Episode",
     "Experiment",
     "FunctionModel",
+    "Grammar",
     "Instrument",
+    "JsonSchema",
     "Judge",
     "LocalExecutor",
     "MaxTurns",
@@ -69,6 +77,7 @@ __all__ = [
     "ModelTimeout",
     "ModelUnreachable",
     "Moderated",
+    "Monitor",
     "Neighbours",
     "Network",
     "Never",
@@ -79,14 +88,17 @@ __all__ = [
     "ProbePoint",
     "Questionnaire",
     "RandomOrder",
+    "Regex",
     "RoundRobin",
     "RunSummary",
+    "Sampling",
     "Says",
     "Scenario",
     "ScenarioFileError",
     "Script",
     "ScriptedModel",
     "ServerError",
+    "Stop",
     "StoreError",
     "TurnView",
     "Utterance",

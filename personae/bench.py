@@ -29,17 +29,28 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from personae.errors import ConfigError
-from personae.llm.base import ChatModel, Completion, Message
+from personae.llm.base import (
+    ChatModel,
+    Completion,
+    LegacySampling,
+    Message,
+    Sampling,
+    complete,
+    resolve_sampling,
+)
 from personae.llm.fake import FunctionModel
 from personae.runner.experiment import Experiment
 from personae.runner.run import RunSummary, run_experiment
-from personae.scenarios.builtin import counseling
+from personae.studies import counseling
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @dataclass(frozen=True)
@@ -72,18 +83,24 @@ class _Recorder:
 
     def __init__(self, inner: ChatModel) -> None:
         self.inner = inner
-        self.requests: list[tuple[list[Message], dict[str, Any]]] = []
+        self.requests: list[tuple[list[Message], Sampling]] = []
         self.spans: list[tuple[float, float]] = []
 
     @property
     def name(self) -> str:
         return self.inner.name
 
-    async def complete(self, messages: list[Message], **kwargs: Any) -> Completion:
-        self.requests.append((copy.deepcopy(messages), dict(kwargs)))
+    async def complete(
+        self,
+        messages: list[Message],
+        sampling: Sampling | None = None,
+        **legacy: Unpack[LegacySampling],
+    ) -> Completion:
+        sampling = resolve_sampling(sampling, legacy, self)
+        self.requests.append((copy.deepcopy(messages), sampling))
         started = time.perf_counter()
         try:
-            return await self.inner.complete(messages, **kwargs)
+            return await complete(self.inner, messages, sampling)
         finally:
             self.spans.append((started, time.perf_counter()))
 
@@ -101,10 +118,12 @@ def _experiment(config: BenchConfig, episodes: int, max_turns: int) -> Experimen
 async def _raw(
     base_url: str,
     model: str,
-    requests: list[tuple[list[Message], dict[str, Any]]],
+    requests: list[tuple[list[Message], Sampling]],
     concurrency: int,
 ) -> dict[str, float]:
     from openai import AsyncOpenAI
+
+    from personae.llm.openai import sdk_arguments
 
     # The SDK as a user would call it: its own connection pool, no personae code in between.
     client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=300.0)
@@ -112,39 +131,24 @@ async def _raw(
     tokens = 0
     spans: list[tuple[float, float]] = []
 
-    async def one(messages: list[Message], kw: dict[str, Any]) -> None:
+    async def one(messages: list[Message], sampling: Sampling) -> None:
         nonlocal tokens
         async with gate:
             sent = time.perf_counter()
+            # The same request fields the framework's client sends, built the same way.
             response = await client.chat.completions.create(
                 model=model,
                 messages=messages,  # type: ignore[arg-type]
-                max_tokens=kw.get("max_tokens"),
-                temperature=kw.get("temperature"),
-                top_p=kw.get("top_p"),
-                seed=kw.get("seed"),
-                **_structured(kw.get("response_format")),
+                **sdk_arguments(sampling),
             )
             spans.append((sent, time.perf_counter()))
         tokens += response.usage.completion_tokens if response.usage else 0
 
     started = time.perf_counter()
-    await asyncio.gather(*(one(m, kw) for m, kw in requests))
+    await asyncio.gather(*(one(m, sampling) for m, sampling in requests))
     elapsed = time.perf_counter() - started
     await client.close()
     return {"tokens": tokens, "elapsed_s": elapsed, "requests": len(requests), **_timeline(spans)}
-
-
-def _structured(response_format: dict[str, Any] | None) -> dict[str, Any]:
-    """The request fields for a structured-output constraint, as the framework sends them."""
-    if not response_format:
-        return {}
-    from personae.llm.openai import split_response_format
-
-    openai_format, vllm_format = split_response_format(response_format)
-    if openai_format is not None:
-        return {"response_format": openai_format}
-    return {"extra_body": {"structured_outputs": vllm_format}}
 
 
 def _timeline(spans: list[tuple[float, float]]) -> dict[str, float]:
@@ -218,8 +222,8 @@ async def _compare(
 def _inventory(config: BenchConfig) -> Experiment:
     """The IPIP-NEO-120 given to ``inventory_agents`` agents, one item per request, no conversation."""
     from personae.agents.persona import Persona
-    from personae.scenarios.probes import Probe
-    from personae.scenarios.scenario import Opening, Scenario
+    from personae.engine.probes import Probe
+    from personae.engine.scenario import Opening, Scenario
 
     agents = tuple(
         Persona(
@@ -241,7 +245,7 @@ def _inventory(config: BenchConfig) -> Experiment:
 
 def _group(config: BenchConfig) -> Experiment:
     """One discussion of ``group_agents`` members on a small-world graph, opinions probed."""
-    from personae.scenarios.builtin.group import group
+    from personae.studies.group.scenario import group
 
     scenario = group(
         n_agents=config.group_agents,
@@ -253,7 +257,7 @@ def _group(config: BenchConfig) -> Experiment:
 
 
 async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
-    from personae.llm.connect import connected_model
+    from personae.llm.backends import connected_model
 
     with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
         folder = Path(tmp)
@@ -268,10 +272,10 @@ async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
         ) as (chat, info):
             base_url = config.base_url or str(info.get("base_url"))
             console.print("[dim]warm-up...[/]")
-            warm: list[tuple[list[Message], dict[str, Any]]] = [
+            warm: list[tuple[list[Message], Sampling]] = [
                 (
                     [{"role": "user", "content": f"Say a word about {i}."}],
-                    {"max_tokens": 8, "seed": i},
+                    Sampling(max_tokens=8, seed=i),
                 )
                 for i in range(config.concurrency)
             ]

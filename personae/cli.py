@@ -54,7 +54,7 @@ def main() -> None:
     except PersonaeError as exc:
         _print_and_exit(str(exc))
     except ValidationError as exc:
-        from personae.scenarios.scenario import format_validation_error
+        from personae.engine.scenario import format_validation_error
 
         _print_and_exit(f"invalid {exc.title}: {format_validation_error(exc)}")
 
@@ -163,8 +163,9 @@ def run(
         timeout=timeout,
         retries=retries,
         server_wait=server_wait,
+        target=target,
     )
-    _print_summary(summary)
+    print_summary(summary)
     if summary.interrupted:
         err.print(
             f"Interrupted: {summary.complete} of {summary.total} episodes are complete and kept. "
@@ -203,7 +204,8 @@ def _check_text(option: str, value: str | None) -> None:
         ) from None
 
 
-def _print_summary(summary: Any) -> None:
+def print_summary(summary: Any) -> None:
+    """Print a run's summary table and a query to read what it stored."""
     table = Table(title="Run summary", show_header=False)
     table.add_row("database", summary.db)
     table.add_row("episodes complete", f"{summary.complete} / {summary.total}")
@@ -342,7 +344,7 @@ def report(
     ] = None,
 ) -> None:
     """Write an HTML report: experiments, trait drift, measurement quality, with figures."""
-    from personae.analysis.report import write_report
+    from personae.report.page import write_report
     from personae.store.database import Database
     from personae.store.readonly import connect_readonly
 
@@ -470,50 +472,116 @@ def bench(
 @app.command()
 def demo(
     db: Annotated[Path, typer.Option(help="SQLite file to write.")] = Path("runs/demo.db"),
-    replicates: Annotated[int, typer.Option(min=1, help="Episodes per client style.")] = 4,
+    replicates: Annotated[int, typer.Option(min=1, help="Episodes per client profile.")] = 4,
     base_url: Annotated[str | None, typer.Option(help="Server to use (default: embedded).")] = None,
 ) -> None:
-    """Run the counseling demo on the embedded server and show what landed in SQLite."""
-    from personae.runner.experiment import Experiment
-    from personae.scenarios.builtin import counseling
-    from personae.store.readonly import query as run_query
+    """Run the counseling demo (client Maya vs James) and show what landed in SQLite.
 
-    experiment = Experiment(
-        scenario=counseling(max_turns=10, min_turns=6),
-        grid={"client.style": ["reserved", "verbose"]},
-        replicates=replicates,
-        seed=7,
-        name="counseling-demo",
-    )
-    err.print(
-        f"Demo: counseling, client styles reserved vs verbose, {replicates} replicates each, "
-        f"-> {db}",
-        highlight=False,
-    )
-    summary = experiment.run(
-        db, base_url=base_url, progress=True, console=err, server_log=db.parent / "vllm.log"
-    )
-    _print_summary(summary)
-    example = (
-        "SELECT json_extract(params, '$.\"client.style\"') AS style, COUNT(DISTINCT episode_id) "
-        "AS episodes, ROUND(AVG(LENGTH(text)), 1) AS mean_chars_client FROM transcript "
-        "WHERE role = 'client' GROUP BY style"
-    )
-    out.print(f'\nExample query:\n  personae sql {db} "{example}"', highlight=False, soft_wrap=True)
-    print_rows(*run_query(db, example))
-    _columns, rows = run_query(
-        db,
-        "SELECT speaker, text FROM transcript WHERE episode_id = "
-        "(SELECT MIN(episode_id) FROM transcript) ORDER BY session, step",
-    )
-    out.print("\nFirst transcript:")
-    for speaker, text in rows:
-        out.print(f"[bold]{speaker}:[/] {text}", highlight=False)
+    The headline query compares what the two clients talk about; see
+    personae.demo for why this, and not reply style, is the demo's contrast.
+    """
+    from personae.demo import run_demo
+
+    summary = run_demo(db, replicates=replicates, base_url=base_url, out=out, err=err)
     if summary.interrupted:
         raise typer.Exit(130)
     if summary.failed:
         raise typer.Exit(EXIT_EPISODES_FAILED)
 
+
+class ExportFormatOption(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+@app.command()
+def browse(
+    db: Annotated[Path, typer.Argument(help="A personae database.")],
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")
+    ] = 8001,
+) -> None:
+    """Read a database in the browser (Datasette, read-only) until Ctrl-C.
+
+    Tables and views with descriptions and facets, canned queries (an episode
+    step by step, grid cells, outlying scores, failed and truncated episodes,
+    calls per model) and each episode as a conversation. Needs the optional
+    extra: pip install 'personae[browse]'. The file is opened immutable: nothing
+    is written.
+    """
+    from contextlib import suppress
+
+    from personae.browse.server import serve as serve_browser
+
+    with suppress(KeyboardInterrupt):  # Ctrl-C is how the server is meant to stop
+        serve_browser(
+            db, port=port, echo=lambda line: err.print(line, highlight=False, soft_wrap=True)
+        )
+    err.print("Stopped; the database was not changed.", highlight=False)
+
+
+@app.command()
+def export(
+    db: Annotated[Path, typer.Argument(help="A personae database.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write, one file per table and view.")
+    ],
+    format: Annotated[
+        ExportFormatOption, typer.Option("--format", "-f", help="File format.")
+    ] = ExportFormatOption.parquet,
+) -> None:
+    """Export every table and view to Parquet (or CSV) files, parameters as columns.
+
+    Each file with an episode id gets one param_<name> column per parameter of
+    the episode; column types follow the database (integers stay integers).
+    The database is read read-only and never changed.
+    """
+    from personae.store.export import export as export_files
+
+    files = export_files(db, out_dir, format.value)
+    for f in files:
+        out.print(f"{f.path}  {f.rows} rows, {f.columns} columns", highlight=False)
+    out.print(f"{len(files)} files written to {out_dir}", highlight=False)
+
+
+@app.command()
+def prompt(
+    target: Annotated[str, typer.Argument(help="Built-in scenario name or a Python file.")],
+    agent: Annotated[str | None, typer.Option(help="Only this agent (name or role).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="KEY=VALUE fixed parameter.")
+    ] = None,
+    replicate: Annotated[int, typer.Option(min=0, help="Whose drawn participants to show.")] = 0,
+) -> None:
+    """Print each agent's system prompt and the per-turn instructions (see docs/prompts.md).
+
+    Nothing is run and no model is needed. The system prompts are the ones
+    every episode sends and stores in agents.system_prompt.
+    """
+    from personae.loading import load_target, parse_assignments
+    from personae.prompts import format_prompts, render_prompts
+
+    fixed = parse_assignments(set_ or [], multi=False)
+    sheet = render_prompts(load_target(target), fixed, replicate=replicate)
+    typer.echo(format_prompts(sheet, agent), nl=False)
+
+
+def _unwrap_help() -> None:
+    """Let ``--help`` use the terminal's width: one line per docstring paragraph.
+
+    Typer keeps a docstring's source line breaks, so help text would stay
+    wrapped at the source's ~80 columns however wide the terminal is; rich
+    then wraps each paragraph at the terminal's width.
+    """
+    import inspect
+
+    for info in app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            paragraphs = (inspect.getdoc(info.callback) or "").split("\n\n")
+            info.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+_unwrap_help()
 
 if __name__ == "__main__":
     main()

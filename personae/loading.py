@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from personae.errors import ConfigError, ScenarioFileError
 from personae.runner.experiment import Experiment
-from personae.scenarios.scenario import Scenario, format_validation_error
+from personae.engine.scenario import ScenarioBase, format_validation_error
 
 
-def load_target(target: str) -> Experiment | Scenario:
+def load_target(target: str) -> Experiment | ScenarioBase:
     """The experiment or scenario that ``target`` names.
 
     ``target`` is a built-in scenario name (``counseling``) or a Python file,
@@ -59,8 +59,8 @@ def load_target(target: str) -> Experiment | Scenario:
     return _pick(namespace, target)
 
 
-def _builtin(target: str) -> Experiment | Scenario:
-    from personae.scenarios.builtin import BUILTINS, builtin
+def _builtin(target: str) -> Experiment | ScenarioBase:
+    from personae.studies import BUILTINS, builtin
 
     if target in BUILTINS:
         return builtin(target)
@@ -83,8 +83,8 @@ def _where(exc: BaseException, path: Path) -> str:
     return f" at line {frames[-1].lineno}" if frames else ""
 
 
-def _pick(namespace: dict[str, Any], target: str) -> Experiment | Scenario:
-    for kind, preferred in ((Experiment, "experiment"), (Scenario, "scenario")):
+def _pick(namespace: dict[str, Any], target: str) -> Experiment | ScenarioBase:
+    for kind, preferred in ((Experiment, "experiment"), (ScenarioBase, "scenario")):
         found = {
             k: v for k, v in namespace.items() if isinstance(v, kind) and not k.startswith("_")
         }

@@ -3,13 +3,49 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from personae.agents.memory import Memory
 from personae.agents.persona import Persona
-from personae.llm.base import ChatModel, Completion, Message
+from personae.llm.base import (
+    ChatModel,
+    Completion,
+    LegacySampling,
+    Message,
+    Sampling,
+    complete,
+    resolve_sampling,
+)
 
-_START = "(The conversation begins. You speak first.)"
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+#: The user message an agent gets when it speaks first in a session with nothing heard yet.
+START_MESSAGE = "(The conversation begins. You speak first.)"
+
+
+def system_card(persona: Persona, rules: str = "") -> str:
+    """The fixed head of an agent's system prompt: the persona card, then the scenario's rules.
+
+    This is the system prompt an agent starts every episode with (stored as
+    ``agents.system_prompt``); notes from earlier sessions are appended to it
+    later (:meth:`Agent.system_prompt`).
+
+    Args:
+        persona: Who the agent is (rendered by :meth:`Persona.card`).
+        rules: The scenario's instructions for it (``Scenario.rules_for``).
+    """
+    card = persona.card()
+    return f"{card}\n\n{rules}" if rules else card
+
+
+def format_cue(cue: str) -> str:
+    """A turn's one-off instruction as the agent sees it: a user message in parentheses."""
+    return f"({cue})"
+
+
+#: The end of a sentence: . ! ? or an ellipsis, closing quotes or brackets, then a space or the end.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 _STAGE_DIRECTION = re.compile(r"^\s*(\([^()]{0,300}\)|\[[^\[\]]{0,300}\])\s*")
 
 
@@ -42,7 +78,7 @@ class Agent:
         self.rules = rules
         self.window = window
         self.memory = Memory(persona.name, named=named)
-        self._card = persona.card() + (f"\n\n{rules}" if rules else "")
+        self._card = system_card(persona, rules)
 
     @property
     def name(self) -> str:
@@ -63,20 +99,37 @@ class Agent:
         msgs: list[Message] = [{"role": "system", "content": self.system_prompt(mem)}]
         msgs.extend(mem.messages(self.window))
         if len(msgs) == 1:
-            msgs.append({"role": "user", "content": _START})
+            msgs.append({"role": "user", "content": START_MESSAGE})
         if cue:
-            msgs.append({"role": "user", "content": f"({cue})"})
+            msgs.append({"role": "user", "content": format_cue(cue)})
         return msgs
 
-    async def respond(self, *, cue: str | None = None, **sampling: Any) -> Completion:
-        """Ask the model for this agent's next utterance (not yet remembered)."""
-        return await self.model.complete(self.messages(cue), **sampling)
+    async def respond(
+        self,
+        sampling: Sampling | None = None,
+        *,
+        cue: str | None = None,
+        **legacy: Unpack[LegacySampling],
+    ) -> Completion:
+        """Ask the model for this agent's next utterance (not yet remembered).
+
+        Args:
+            sampling: How to generate; the model's default when None.
+            cue: A one-off instruction appended to the prompt (see :meth:`messages`).
+            **legacy: The personae 0.2 keyword form (``max_tokens=...``);
+                deprecated, warns once.
+        """
+        if legacy:
+            sampling = resolve_sampling(sampling, legacy, self, method="respond")
+        return await complete(self.model, self.messages(cue), sampling)
 
     def clean(self, text: str, others: list[str]) -> str:
         """Trim a raw model reply to what this agent says (see :meth:`clean_reply`)."""
         return self.clean_reply(text, others)[0]
 
-    def clean_reply(self, text: str, others: list[str]) -> tuple[str, list[str]]:
+    def clean_reply(
+        self, text: str, others: list[str], *, cut: bool = False
+    ) -> tuple[str, list[str]]:
         """Trim a raw model reply to what this agent says, and say what was removed.
 
         Small models sometimes open with a bracketed stage direction (often an
@@ -86,6 +139,10 @@ class Agent:
         and the reply is cut where another participant's line begins, but the
         reply's own content is never discarded: a reply that is nothing but a
         stage direction becomes empty (and the caller flags it), never ``"..."``.
+
+        A reply cut by ``max_tokens`` (``cut=True``) ends at its last complete
+        sentence; the unfinished tail is one of the pieces removed. A cut reply
+        with no complete sentence is kept whole.
 
         Returns:
             The cleaned text (possibly empty) and the pieces removed, in order.
@@ -103,12 +160,17 @@ class Agent:
             out = out[label.end() :]
         if others:
             names = "|".join(re.escape(n) for n in others)
-            cut = re.search(rf"(^|\n)\s*\**({names})\**\s*:", out, re.IGNORECASE)
-            if cut and out[: cut.start()].strip():
-                removed.append(out[cut.start() :].strip())
-                out = out[: cut.start()]
+            line = re.search(rf"(^|\n)\s*\**({names})\**\s*:", out, re.IGNORECASE)
+            if line and out[: line.start()].strip():
+                removed.append(out[line.start() :].strip())
+                out = out[: line.start()]
         out = out.strip()
-        stripped = out.strip('"').strip()
-        if stripped != out and stripped:
+        if cut:
+            ends = list(_SENTENCE_END.finditer(out))
+            if ends and out[ends[-1].end() :].strip():
+                removed.append(out[ends[-1].end() :].strip())
+                out = out[: ends[-1].end()]
+        stripped = out[1:-1].strip() if len(out) > 1 and out[0] == out[-1] == '"' else out
+        if stripped and '"' not in stripped:
             out = stripped
         return out, removed

@@ -1,4 +1,12 @@
-"""Analysis: polars frames from the store, trait drift, its figures and the HTML report.
+"""Analysis by method: polars frames from the store, trait drift, agreement, statistics, figures.
+
+The statistical methods every analysis shares (Welch's t-test, Pearson r,
+t-intervals, Fisher's z, fixed effects, Gini, entropy, bimodality, Esteban-Ray)
+are in :mod:`personae.analysis.stats`, one implementation each.
+
+The study-specific analyses live with their study (:mod:`personae.studies.debate`,
+:mod:`personae.studies.group`, :mod:`personae.studies.cohort`) and the HTML report in
+:mod:`personae.report`; their names are still reachable from here until 0.4.
 
 Everything heavy (matplotlib, pingouin, scipy) is imported inside the functions
 that need it, so importing this package stays fast.
@@ -20,31 +28,12 @@ from personae.analysis.drift import (
     trajectories,
 )
 from personae.analysis.frames import episodes, llm_calls, read_sql, transcripts, utterance_lengths
-from personae.analysis.group import (
-    group_summary,
-    influence,
-    influence_summary,
-    opinion_dynamics,
-    participation,
-    reciprocity,
-    time_to_consensus,
-)
-from personae.analysis.persuasion import (
-    debates,
-    ordinal_regression,
-    proportional_odds_test,
-    published_comparison,
-    shift_by_condition,
-    stance_curves,
-    trait_moderators,
-)
 from personae.analysis.plots import (
     plot_clinical_change,
     plot_self_vs_judge,
     plot_target_vs_measured,
     plot_trajectories,
 )
-from personae.analysis.report import SECTIONS, Section, write_report
 
 __all__ = [
     "SECTIONS",
@@ -85,3 +74,37 @@ __all__ = [
     "utterance_lengths",
     "write_report",
 ]
+
+
+#: Names that moved to a study or to :mod:`personae.report`, imported when first used
+#: so that this package does not import the studies above it.
+_MOVED = {
+    "group_summary": "personae.studies.group.analysis",
+    "influence": "personae.studies.group.analysis",
+    "influence_summary": "personae.studies.group.analysis",
+    "opinion_dynamics": "personae.studies.group.analysis",
+    "participation": "personae.studies.group.analysis",
+    "reciprocity": "personae.studies.group.analysis",
+    "time_to_consensus": "personae.studies.group.analysis",
+    "debates": "personae.studies.debate.analysis",
+    "ordinal_regression": "personae.studies.debate.analysis",
+    "proportional_odds_test": "personae.studies.debate.analysis",
+    "published_comparison": "personae.studies.debate.analysis",
+    "shift_by_condition": "personae.studies.debate.analysis",
+    "stance_curves": "personae.studies.debate.analysis",
+    "trait_moderators": "personae.studies.debate.analysis",
+    "SECTIONS": "personae.report",
+    "Section": "personae.report",
+    "write_report": "personae.report",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

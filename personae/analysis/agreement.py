@@ -13,13 +13,13 @@ from typing import Any
 
 import polars as pl
 
+from personae.analysis.frames import finite
+from personae.analysis.stats import pearson
 from personae.analysis.trait_frames import (
     MEASURE,
     RESPONDENT,
     Scores,
-    finite,
     load_scores,
-    pearson,
     per_occasion,
     select_scores,
 )

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from personae.analysis.stats import pearson, t_intervals
 from personae.analysis.trait_frames import (
     BIG_FIVE_DOMAINS,
     CONTEXT,
@@ -42,7 +43,6 @@ from personae.analysis.trait_frames import (
     endpoints,
     load_scores,
     param_columns,
-    pearson,
     per_occasion,
     select_scores,
     trait_scores,
@@ -377,7 +377,7 @@ def drift_summary(
             *[pl.col(p).first() for p in params],
         )
         .with_columns(
-            pl.format("{} (set {})", "agent", "param_index").alias("persona"),
+            _persona_label(params).alias("persona"),
             pl.when(pl.col("sd_reference") > 0)
             .then(pl.col("mean_change") / pl.col("sd_reference"))
             .alias("effect_size"),
@@ -415,18 +415,19 @@ def drift_summary(
 def _t_columns(
     frame: pl.DataFrame, name: str, mean: str, sd: str, n: str, ci: float
 ) -> pl.DataFrame:
-    """``<name>_ci_low``, ``<name>_ci_high``, ``<name>_p``: Student t across respondents."""
-    import numpy as np
-    from scipy import stats
+    """``<name>_ci_low``, ``<name>_ci_high``, ``<name>_p``: Student t across respondents.
 
-    means, sds = frame[mean].cast(pl.Float64).to_numpy(), frame[sd].cast(pl.Float64).to_numpy()
+    Null where there are fewer than two respondents or no spread.
+    """
+    import numpy as np
+
+    sds = frame[sd].cast(pl.Float64).to_numpy()
     counts = frame[n].cast(pl.Float64).to_numpy()
+    low, high, p = t_intervals(
+        frame[mean].cast(pl.Float64).to_list(), sds.tolist(), counts.tolist(), ci
+    )
     usable = (counts >= 2) & (sds > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = sds / np.sqrt(counts)
-        half = stats.t.ppf(0.5 + ci / 2, counts - 1) * se
-        p = 2 * stats.t.sf(np.abs(means / se), counts - 1)
-    series = {f"{name}_ci_low": means - half, f"{name}_ci_high": means + half, f"{name}_p": p}
+    series = {f"{name}_ci_low": low, f"{name}_ci_high": high, f"{name}_p": p}
     return frame.with_columns(
         pl.Series(column, np.where(usable, values, np.nan), dtype=pl.Float64).fill_nan(None)
         for column, values in series.items()
@@ -578,3 +579,13 @@ def _population(
     if norm is None or norm.mean is None or norm.sd is None:
         return None
     return norm.mean, norm.sd
+
+
+def _persona_label(params: list[str]) -> pl.Expr:
+    """``Sam (client.style=reserved, set 1)``: the agent and its condition."""
+    parts = [
+        pl.concat_str(pl.lit(f"{p.removeprefix('param:')}="), pl.col(p).cast(pl.String))
+        for p in params
+    ]
+    setting = pl.concat_str([*parts, pl.format("set {}", "param_index")], separator=", ")
+    return pl.format("{} ({})", "agent", setting)

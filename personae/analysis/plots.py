@@ -84,8 +84,14 @@ def plot_trajectories(
         .sort("experiment_id", "param_index", "agent")
     )
     colours = palette(personas.height)
+    varying = varying_keys(personas)
     for index, persona in enumerate(personas.iter_rows(named=True)):
-        label = _persona_label(persona["agent"], persona["param_index"], persona["params"])
+        label = persona_label(
+            persona["agent"],
+            persona["param_index"],
+            persona["params"],
+            varying.get(persona["experiment_id"]),
+        )
         mine = stats.filter(
             (pl.col("experiment_id") == persona["experiment_id"])
             & (pl.col("param_index") == persona["param_index"])
@@ -143,7 +149,7 @@ def plot_target_vs_measured(
     judged = pairs.filter(pl.col("measure") == "judge all")
     if own.is_empty() and judged.is_empty():
         return finish_figure(empty_figure("no domain scores with persona targets"), path)
-    fig, axes = subplot_grid(1, size=(5.0, 4.6))
+    fig, axes = subplot_grid(1, size=(6.4, 4.6))  # the legend sits to the right
     ax = axes[0]
     scales = _ordered({*own["scale"].to_list(), *judged["scale"].to_list()})
     colours = dict(zip(scales, palette(len(scales)), strict=True))
@@ -163,7 +169,7 @@ def plot_target_vs_measured(
     ax.set_xlabel("persona target (1-5)")
     ax.set_ylabel("measured score")
     ax.set_title("Target vs measured: o self-report at baseline, x judge", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    fig.legend(fontsize=7, loc="outside right upper")
     return finish_figure(fig, path)
 
 
@@ -179,7 +185,7 @@ def plot_self_vs_judge(
         return finish_figure(
             empty_figure("no self-report and judge scores at the same points"), path
         )
-    fig, axes = subplot_grid(1, size=(5.0, 4.6))
+    fig, axes = subplot_grid(1, size=(6.4, 4.6))  # the legend sits to the right
     ax = axes[0]
     scales = _ordered(pairs["scale"].unique().to_list())
     for scale, colour in zip(scales, palette(len(scales)), strict=True):
@@ -195,7 +201,7 @@ def plot_self_vs_judge(
     ax.set_xlabel("judged from what the agent said")
     ax.set_ylabel("self-report")
     ax.set_title("Self-report vs judged behaviour", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    fig.legend(fontsize=7, loc="outside right upper")
     return finish_figure(fig, path)
 
 
@@ -213,7 +219,7 @@ def plot_clinical_change(
     found = [i for i in instruments if i in set(change["instrument"].to_list())]
     if not found:
         return finish_figure(empty_figure("no clinical totals"), path)
-    fig, axes = subplot_grid(len(found), size=(3.2, 3.6), sharey=False)
+    fig, axes = subplot_grid(len(found), size=(3.2, 3.3), sharey=False)
     for ax, name in zip(axes, found, strict=False):
         rows = change.filter(pl.col("instrument") == name)
         for first, last in zip(
@@ -234,7 +240,9 @@ def plot_clinical_change(
         ax.set_title(f"{name} (n={rows.height})")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("total score")
-    axes[0].legend(fontsize=7)
+    axes[-1].plot([], [], color="tab:green", marker="o", label="lower at last")
+    axes[-1].plot([], [], color="tab:red", marker="o", label="higher at last")
+    figure_legend(fig, axes)  # below the panels: a legend inside would cover lines
     return finish_figure(fig, path)
 
 
@@ -294,16 +302,27 @@ def _identity(ax: Axes) -> None:
 
 
 def figure_legend(fig: Figure, axes: Sequence[Axes]) -> None:
-    """One figure legend below the panels, each label once."""
+    """One figure legend below the panels, each label once, sized so the panels keep their room.
+
+    As many columns as fit the figure's width at the longest label; the figure
+    grows by the legend's height, so many series lengthen the figure instead
+    of shrinking the plots.
+    """
     found: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             found.setdefault(label, handle)
     handles, labels = list(found.values()), list(found)
-    if handles:
-        fig.legend(
-            handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=7
-        )
+    if not handles:
+        return
+    width, height = fig.get_size_inches()
+    longest = max(len(label) for label in labels)
+    # fontsize 7: about 0.055 in per character, plus the line sample and padding.
+    entry = 0.055 * longest + 0.6
+    columns = max(1, min(len(labels), int(width // entry)))
+    rows = -(-len(labels) // columns)
+    fig.set_size_inches(width, height + 0.18 * rows + 0.15)
+    fig.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=7)
 
 
 def _ordered(scales: Any) -> list[str]:
@@ -312,13 +331,70 @@ def _ordered(scales: Any) -> list[str]:
     return [d for d in DOMAIN_ORDER if d in names] + sorted(names - set(DOMAIN_ORDER))
 
 
-def _persona_label(agent: str, param_index: int, params: str | None) -> str:
-    """``Sam: client.style=reserved`` where the parameter set says something, else ``Sam (set 0)``."""
+def condition_label(
+    param_index: int, params: str | None, keys: Sequence[str] | None = None, width: int = 48
+) -> str:
+    """A parameter set as a reader sees it: ``client.style=reserved (set 1)``.
+
+    Args:
+        param_index: The set's number within its experiment.
+        params: The set's ``params_json``.
+        keys: Show only these parameters (those that vary within the experiment,
+            see :func:`varying_keys`); all when None.
+        width: Longest text before the parameters are shortened with "…".
+
+    Returns:
+        ``"k=v, k2=v2 (set N)"``, or ``"set N"`` for a set without parameters.
+
+    Example:
+        >>> condition_label(1, '{"client.style": "reserved", "max_turns": 10}', ["client.style"])
+        'client.style=reserved (set 1)'
+    """
     try:
         values = json.loads(params) if params else {}
     except ValueError:
         values = {}
-    if not values:
-        return f"{agent} (set {param_index})"
-    text = ", ".join(f"{k}={v}" for k, v in values.items())
-    return f"{agent}: {text if len(text) <= 40 else text[:39] + '…'}"
+    if not isinstance(values, dict):
+        values = {}
+    shown = {k: v for k, v in values.items() if keys is None or k in keys} or values
+    if not shown:
+        return f"set {param_index}"
+    text = ", ".join(f"{k}={v}" for k, v in shown.items())
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return f"{text} (set {param_index})"
+
+
+def persona_label(
+    agent: str, param_index: int, params: str | None, keys: Sequence[str] | None = None
+) -> str:
+    """An agent in a parameter set: ``Sam: client.style=reserved (set 1)`` (see :func:`condition_label`)."""
+    return f"{agent}: {condition_label(param_index, params, keys, width=40)}"
+
+
+def varying_keys(sets: pl.DataFrame) -> dict[int, list[str]]:
+    """Per experiment, the parameters whose value differs between its parameter sets.
+
+    Args:
+        sets: Rows with ``experiment_id`` and ``params`` (``params_json``), one or
+            more per parameter set.
+
+    Returns:
+        ``{experiment_id: [parameter, ...]}``; an experiment whose sets all
+        agree (or that has one set) maps to an empty list.
+    """
+    out: dict[int, list[str]] = {}
+    for (experiment,), group in sets.group_by("experiment_id"):
+        seen: dict[str, set[str]] = {}
+        for raw in group["params"].to_list():
+            try:
+                values = json.loads(raw) if raw else {}
+            except ValueError:
+                values = {}
+            for key, value in values.items() if isinstance(values, dict) else ():
+                seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+        out[int(experiment)] = [k for k, v in seen.items() if len(v) > 1]
+    return out
+
+
+# The 0.2 private name, kept working until 0.4.
+_persona_label = persona_label

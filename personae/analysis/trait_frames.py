@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import polars as pl
 
-from personae.analysis.frames import finite, read_sql, spread_params
+from personae.analysis.frames import read_sql, spread_params
+
+# Moved to personae.analysis.stats; importable from here until 0.4.
+from personae.analysis.stats import Correlation as Correlation
+from personae.analysis.stats import pearson as pearson
 
 #: Letters of ``Persona.big_five`` and the IPIP-NEO domain names they target.
 BIG_FIVE_DOMAINS = {
@@ -218,46 +222,4 @@ def endpoints(frame: pl.DataFrame) -> pl.DataFrame:
             pl.col("band").first().alias("band_first"),
             pl.col("band").last().alias("band_last"),
         )
-    )
-
-
-class Correlation(NamedTuple):
-    """A Pearson correlation over complete pairs, or why there is none.
-
-    Attributes:
-        n: Complete pairs.
-        r: The correlation, or ``None``.
-        p: Two-sided p-value of r = 0.
-        ci_low: Lower bound of the 95% confidence interval (Fisher z).
-        ci_high: Upper bound of the 95% confidence interval.
-        reason: Why ``r`` is ``None``.
-    """
-
-    n: int
-    r: float | None
-    p: float | None
-    ci_low: float | None
-    ci_high: float | None
-    reason: str | None
-
-
-def pearson(x: pl.Series, y: pl.Series) -> Correlation:
-    """Pearson r over complete pairs with its p-value and 95% CI (:func:`scipy.stats.pearsonr`)."""
-    pairs = [
-        (a, b)
-        for a, b in zip(x.to_list(), y.to_list(), strict=True)
-        if finite(a) is not None and finite(b) is not None
-    ]
-    n = len(pairs)
-    if n < 3:
-        return Correlation(n, None, None, None, None, f"fewer than 3 pairs ({n})")
-    xs, ys = zip(*pairs, strict=True)
-    if len(set(xs)) == 1 or len(set(ys)) == 1:
-        return Correlation(n, None, None, None, None, "no variance")
-    from scipy.stats import pearsonr
-
-    result = pearsonr(xs, ys)
-    low, high = result.confidence_interval(0.95) if n > 3 else (None, None)
-    return Correlation(
-        n, finite(result.statistic), finite(result.pvalue), finite(low), finite(high), None
     )

@@ -1,14 +1,16 @@
-"""Environments: social networks, debate propositions and persona populations.
+"""Moved: networks and populations to :mod:`personae.world`, propositions to
+:mod:`personae.studies.debate`, the students' term to :mod:`personae.studies.cohort.term`.
 
-Also the students' term: sensing (synthetic or a StudentLife copy), the daily
-mental-state rule and interventions.
+These names keep working until 0.4.
 """
 
-from personae.environments.interventions import Intervention
-from personae.environments.mental_state import MentalState, StateRule
-from personae.environments.networks import Network, social_graph
-from personae.environments.population import Population, demographic_profile, sample_personas
-from personae.environments.propositions import (
+from personae.studies.cohort.term.calendar import Term
+from personae.studies.cohort.term.interventions import Intervention
+from personae.studies.cohort.term.mental_state import MentalState, StateRule
+from personae.studies.cohort.term.schema import SensingSource
+from personae.studies.cohort.term.studentlife import StudentLife
+from personae.studies.cohort.term.synthetic import SyntheticTerm
+from personae.studies.debate.propositions import (
     STRENGTHS,
     Proposition,
     by_strength,
@@ -16,8 +18,8 @@ from personae.environments.propositions import (
     proposition,
     sample_propositions,
 )
-from personae.environments.sensing import SensingSource, SyntheticTerm, Term
-from personae.environments.studentlife import StudentLife
+from personae.world.networks import Network, social_graph
+from personae.world.population import Population, demographic_profile, sample_personas
 
 __all__ = [
     "STRENGTHS",

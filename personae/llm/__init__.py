@@ -1,1 +1,1 @@
-"""The LLM boundary: the ChatModel seam, the OpenAI-compatible client, wrappers, fakes, the embedded server."""
+"""The LLM boundary: the ChatModel seam and its request object, the OpenAI-compatible client, wrappers, fakes, backends, the embedded vLLM server."""

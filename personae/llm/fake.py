@@ -1,7 +1,8 @@
 """Test doubles for the :class:`~personae.llm.base.ChatModel` seam.
 
-Both fakes record every call as a :class:`RecordedCall`, so tests can assert on
-the prompts an agent or scenario sent, not only on what came back:
+Both fakes record every call as a :class:`RecordedCall` (the messages and the
+:class:`~personae.llm.base.Sampling` received), so tests can assert on the
+prompts an agent or scenario sent, not only on what came back:
 
 * :class:`ScriptedModel` answers from a queue of replies, in order.
 * :class:`FunctionModel` answers with a function of the messages and the call.
@@ -13,7 +14,7 @@ of turns a second against a fake.
 Example::
 
     model = ScriptedModel(["Hello.", "Goodbye."])
-    reply = await model.complete([{"role": "user", "content": "Hi"}], seed=1)
+    reply = await model.complete([{"role": "user", "content": "Hi"}], Sampling(seed=1))
     assert reply.text == "Hello."
     assert model.calls[0].seed == 1
 """
@@ -25,11 +26,21 @@ import copy
 import inspect
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from personae.llm.base import Completion, Message
+from personae.llm.base import (
+    DEFAULT_SAMPLING,
+    Completion,
+    LegacySampling,
+    Message,
+    Sampling,
+    resolve_sampling,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "FunctionModel",
@@ -50,27 +61,60 @@ class ScriptExhausted(RuntimeError):
     """
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class RecordedCall:
     """One call made to a fake model, with everything the caller passed.
 
     Attributes:
         messages: A copy of the messages, unaffected by later changes the caller makes.
-        max_tokens: Upper bound on generated tokens.
-        temperature: Sampling temperature.
-        top_p: Nucleus sampling mass.
-        seed: Sampling seed, if any.
-        stop: Stop strings, if any.
-        response_format: Structured-output constraint, if any.
+        sampling: The :class:`~personae.llm.base.Sampling` the fake received, as
+            it was passed (a constraint in ``sampling.response_format`` is the
+            typed object: ``Choice``, ``JsonSchema``, ...).
     """
 
     messages: list[Message]
-    max_tokens: int
-    temperature: float
-    top_p: float
-    seed: int | None
-    stop: list[str] | None
-    response_format: dict[str, Any] | None
+    sampling: Sampling = DEFAULT_SAMPLING
+
+    @property
+    def max_tokens(self) -> int:
+        """Upper bound on generated tokens."""
+        return self.sampling.max_tokens
+
+    @property
+    def temperature(self) -> float:
+        """Sampling temperature."""
+        return self.sampling.temperature
+
+    @property
+    def top_p(self) -> float:
+        """Nucleus sampling mass."""
+        return self.sampling.top_p
+
+    @property
+    def seed(self) -> int | None:
+        """Sampling seed, if any."""
+        return self.sampling.seed
+
+    @property
+    def stop(self) -> list[str] | None:
+        """Stop strings, if any."""
+        stop = self.sampling.stop
+        return list(stop) if stop is not None else None
+
+    @property
+    def extensions(self) -> Mapping[str, Any]:
+        """The backend extras the caller passed (``sampling.extensions``)."""
+        return self.sampling.extensions
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """The constraint in its personae 0.2 dict form (``{"type": "choice", ...}``), if any.
+
+        Kept for reply functions written for personae 0.2; new code reads the
+        typed ``call.sampling.response_format``.
+        """
+        constraint = self.sampling.response_format
+        return constraint.as_dict() if constraint is not None else None
 
     @property
     def last_content(self) -> str:
@@ -79,18 +123,7 @@ class RecordedCall:
 
     def params(self) -> dict[str, Any]:
         """The sampling parameters in the shape the real client records them."""
-        params: dict[str, Any] = {
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-        }
-        if self.seed is not None:
-            params["seed"] = self.seed
-        if self.stop:
-            params["stop"] = list(self.stop)
-        if self.response_format is not None:
-            params["response_format"] = self.response_format
-        return params
+        return self.sampling.params()
 
 
 ReplyFunction = Callable[
@@ -133,27 +166,10 @@ class _RecordingModel:
         """The model name recorded with every call."""
         return self._name
 
-    def _record(
-        self,
-        messages: list[Message],
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int | None,
-        stop: list[str] | None,
-        response_format: dict[str, Any] | None,
-    ) -> RecordedCall:
+    def _record(self, messages: list[Message], sampling: Sampling) -> RecordedCall:
         if self.closed:
             raise RuntimeError(f"{type(self).__name__} {self._name!r} was called after aclose()")
-        call = RecordedCall(
-            messages=_copy_messages(messages),
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            stop=list(stop) if stop is not None else None,
-            response_format=copy.deepcopy(response_format) if response_format else None,
-        )
+        call = RecordedCall(messages=_copy_messages(messages), sampling=sampling)
         self.call_count += 1
         if self.record:
             self.calls.append(call)
@@ -231,17 +247,12 @@ class ScriptedModel(_RecordingModel):
     async def complete(
         self,
         messages: list[Message],
-        *,
-        max_tokens: int = 128,
-        temperature: float = 0.8,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
+        **legacy: Unpack[LegacySampling],
     ) -> Completion:
         """Return the next queued reply; see :meth:`ChatModel.complete`."""
         started = time.perf_counter()
-        call = self._record(messages, max_tokens, temperature, top_p, seed, stop, response_format)
+        call = self._record(messages, resolve_sampling(sampling, legacy, self))
         if not self._queue:
             raise ScriptExhausted(
                 f"ScriptedModel {self._name!r} has no reply left for call #{self.call_count} "
@@ -304,17 +315,12 @@ class FunctionModel(_RecordingModel):
     async def complete(
         self,
         messages: list[Message],
-        *,
-        max_tokens: int = 128,
-        temperature: float = 0.8,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
+        **legacy: Unpack[LegacySampling],
     ) -> Completion:
         """Return ``fn``'s reply; see :meth:`ChatModel.complete`."""
         started = time.perf_counter()
-        call = self._record(messages, max_tokens, temperature, top_p, seed, stop, response_format)
+        call = self._record(messages, resolve_sampling(sampling, legacy, self))
         await self._wait()
         result = self.fn(call.messages, call)
         if inspect.isawaitable(result):

@@ -17,18 +17,11 @@ same request may succeed later::
 read as "the server is down" and waited out (see :mod:`personae.llm.outage`).
 URLs in messages never carry credentials (:func:`~personae.llm.urls.redact_url`).
 
-Structured outputs: ``response_format`` takes either an OpenAI-style dict
-(``{"type": "json_object"}``, ``{"type": "json_schema", "json_schema": {...}}``),
-sent as ``response_format``, or one of these shorthands, sent as vLLM's
-``structured_outputs`` (the name since vLLM 0.10.2; the older ``guided_*``
-fields were removed in 0.12)::
-
-    {"type": "choice", "choices": ["yes", "no"]}   -> {"choice": [...]}
-    {"type": "regex", "pattern": "[0-9]+"}         -> {"regex": ...}
-    {"type": "grammar", "grammar": "..."}          -> {"grammar": ...}
-    {"type": "json", "schema": {...}}              -> {"json": {...}}
-    {"type": "json_schema", "schema": {...}}       -> {"json": {...}}
-    {"structured_outputs": {...}}                  -> passed through as it is
+Requests: a :class:`~personae.llm.base.Sampling` becomes request fields in
+one place, :mod:`personae.llm.dialect` (structured outputs in OpenAI's or
+vLLM's field, the ``extra_body`` and ``logprobs`` extensions). With the
+``logprobs`` extension, ``Completion.extensions["logprobs"]`` holds the
+server's per-token log probabilities.
 """
 
 from __future__ import annotations
@@ -37,16 +30,34 @@ import asyncio
 import json
 import os
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import openai
 
 from personae.errors import ConfigError, ModelError, ModelTimeout, ModelUnreachable
-from personae.llm.base import Completion, Message
+from personae.llm.base import (
+    Completion,
+    LegacySampling,
+    Message,
+    Sampling,
+    resolve_sampling,
+)
+from personae.llm.dialect import request_fields, sdk_arguments, sdk_split, split_response_format
 from personae.llm.urls import redact_url
 
-__all__ = ["OpenAIChatModel", "check_reachable", "list_models", "resolve_api_key"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "OpenAIChatModel",
+    "check_reachable",
+    "list_models",
+    "request_fields",
+    "resolve_api_key",
+    "sdk_arguments",
+    "split_response_format",
+]
 
 _SNIPPET = 300
 _VERSION_TIMEOUT = 10.0
@@ -73,6 +84,16 @@ def _snippet(text: str | bytes) -> str:
 
 def _unreachable_message(base_url: str, reason: str) -> str:
     return f"could not reach an OpenAI-compatible server at {base_url}: {reason}"
+
+
+def _missing_v1_hint(base_url: str, status: int) -> str:
+    """`` (did you mean <url>/v1?)`` for a 404 from a base URL without ``/v1``, else ``""``.
+
+    OpenAI-compatible servers serve the API under ``/v1``; a base URL without it
+    reaches paths the server does not have, which it answers with a bare 404.
+    """
+    url = base_url.rstrip("/")
+    return f" (did you mean {url}/v1?)" if status == 404 and not url.endswith("/v1") else ""
 
 
 def _root_url(base_url: str) -> str:
@@ -120,7 +141,8 @@ def _translate_error(exc: openai.OpenAIError, base_url: str, timeout: float) -> 
         status = exc.status_code
         retryable = status in _RETRYABLE_STATUS or status >= 500
         return ModelError(
-            f"the model server at {base_url} answered HTTP {status}: {_server_error_text(exc)}",
+            f"the model server at {base_url} answered HTTP {status}: {_server_error_text(exc)}"
+            + _missing_v1_hint(base_url, status),
             retryable=retryable,
             status=status,
         )
@@ -135,47 +157,6 @@ def _translate_error(exc: openai.OpenAIError, base_url: str, timeout: float) -> 
         reason = (str(cause) if cause is not None else "") or cause_name or exc.message
         return ModelUnreachable(_unreachable_message(base_url, reason))
     return ModelError(f"the model server at {base_url} failed: {exc}", retryable=True)
-
-
-def split_response_format(
-    response_format: dict[str, Any],
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Sort a ``response_format`` argument into OpenAI's field or vLLM's.
-
-    Args:
-        response_format: An OpenAI-style dict or one of the shorthands in the
-            module docstring.
-
-    Returns:
-        ``(response_format, structured_outputs)``, exactly one of them not None.
-
-    Raises:
-        ConfigError: A shorthand is missing its value (e.g. a choice with no choices).
-    """
-    if set(response_format) == {"structured_outputs"}:
-        return None, dict(response_format["structured_outputs"])
-    kind = response_format.get("type")
-    if kind == "choice":
-        choices = response_format.get("choices")
-        if not isinstance(choices, list | tuple) or not choices:
-            raise ConfigError(
-                "response_format: a 'choice' constraint needs a non-empty 'choices' list, "
-                f"got {choices!r}"
-            )
-        return None, {"choice": [str(choice) for choice in choices]}
-    if kind == "regex":
-        pattern = response_format.get("pattern", response_format.get("regex"))
-        if not isinstance(pattern, str):
-            raise ConfigError("response_format: a 'regex' constraint needs a 'pattern' string")
-        return None, {"regex": pattern}
-    if kind == "grammar":
-        grammar = response_format.get("grammar")
-        if not isinstance(grammar, str):
-            raise ConfigError("response_format: a 'grammar' constraint needs a 'grammar' string")
-        return None, {"grammar": grammar}
-    if kind in {"json", "json_schema"} and "schema" in response_format:
-        return None, {"json": response_format["schema"]}
-    return dict(response_format), None
 
 
 class OpenAIChatModel:
@@ -201,7 +182,7 @@ class OpenAIChatModel:
     Example::
 
         model = OpenAIChatModel("http://127.0.0.1:8000/v1", "smollm2")
-        reply = await model.complete([{"role": "user", "content": "Hi"}], seed=7)
+        reply = await model.complete([{"role": "user", "content": "Hi"}], Sampling(seed=7))
         await model.aclose()
     """
 
@@ -265,72 +246,30 @@ class OpenAIChatModel:
         """The model name sent with every request."""
         return self._model
 
-    def _request_params(
-        self,
-        *,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int | None,
-        stop: list[str] | None,
-        response_format: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        """The sampling fields of the request body, as sent and as recorded.
-
-        Returns:
-            A dict of the request's top-level fields other than ``model`` and
-            ``messages``; vLLM's ``structured_outputs`` appears under that key.
-        """
-        params: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-        }
-        if seed is not None:
-            params["seed"] = seed
-        if stop:
-            params["stop"] = list(stop)
-        if response_format is not None:
-            openai_format, structured = split_response_format(response_format)
-            if openai_format is not None:
-                params["response_format"] = openai_format
-            else:
-                params["structured_outputs"] = structured
-        return params
-
     async def complete(
         self,
         messages: list[Message],
-        *,
-        max_tokens: int = 128,
-        temperature: float = 0.8,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
+        **legacy: Unpack[LegacySampling],
     ) -> Completion:
         """Send one chat completion request; see :meth:`ChatModel.complete`.
+
+        ``Completion.params`` holds the request's fields as :func:`request_fields`
+        builds them; with the ``logprobs`` extension, ``Completion.extensions``
+        holds the server's ``logprobs`` content (one entry per generated token).
 
         Raises:
             ModelError: The server refused or garbled the request (``retryable`` says
                 whether trying again may help), or the client was closed.
             ModelUnreachable: No connection could be made.
-            ConfigError: ``response_format`` is a malformed shorthand.
+            ModelTimeout: The server did not answer within ``timeout``.
+            ConfigError: An extension is malformed.
         """
+        sampling = resolve_sampling(sampling, legacy, self)
         if self._closed:
             raise ModelError(f"the client for {redact_url(self.base_url)} was closed")
-        params = self._request_params(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            stop=stop,
-            response_format=response_format,
-        )
-        body = dict(params)
-        extra_body = None
-        if "structured_outputs" in body:
-            extra_body = {"structured_outputs": body.pop("structured_outputs")}
+        params = request_fields(sampling)
+        arguments = sdk_split(params)
         load = self._load
         pool = min(range(len(load)), key=load.__getitem__) if len(load) > 1 else 0
         load[pool] += 1
@@ -339,8 +278,7 @@ class OpenAIChatModel:
             raw = await self._sdks[pool].chat.completions.with_raw_response.create(
                 model=self._model,
                 messages=messages,  # type: ignore[arg-type]
-                extra_body=extra_body,
-                **body,
+                **arguments,
             )
             content = raw.http_response.content
         except openai.OpenAIError as exc:
@@ -356,9 +294,10 @@ class OpenAIChatModel:
             prompt_tokens=data["prompt_tokens"],
             completion_tokens=data["completion_tokens"],
             latency_ms=latency_ms,
-            seed=seed,
+            seed=sampling.seed,
             params=params,
             server=await self.server_info(),
+            extensions=data["extensions"],
         )
 
     def _parse(self, content: bytes) -> dict[str, Any]:
@@ -389,12 +328,17 @@ class OpenAIChatModel:
             usage = {}
         model = data.get("model")
         finish_reason = choices[0].get("finish_reason")
+        extensions: dict[str, Any] = {}
+        logprobs = choices[0].get("logprobs")
+        if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+            extensions["logprobs"] = logprobs["content"]
         return {
             "text": text,
             "model": model if isinstance(model, str) else None,
             "finish_reason": finish_reason if isinstance(finish_reason, str) else None,
             "prompt_tokens": int(usage.get("prompt_tokens") or 0),
             "completion_tokens": int(usage.get("completion_tokens") or 0),
+            "extensions": extensions,
         }
 
     async def server_info(self) -> str | None:
@@ -469,7 +413,7 @@ async def list_models(
     if not response.is_success:
         raise ModelError(
             f"the server at {shown} answered GET /models with HTTP {response.status_code}: "
-            f"{_snippet(response.text)}",
+            f"{_snippet(response.text)}{_missing_v1_hint(shown, response.status_code)}",
             retryable=response.status_code >= 500,
         )
     try:

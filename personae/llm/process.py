@@ -20,7 +20,7 @@ server, holding gigabytes of memory and its port, would run on for good.
   moment its parent dies. The kernel ties this to the parent *thread*, so it is
   only set when the group is spawned from the main thread: spawned from a worker
   thread (``asyncio.to_thread``), the server would be killed when that thread
-  ends. :meth:`EmbeddedServer.astart <personae.llm.server.EmbeddedServer.astart>`
+  ends. :meth:`EmbeddedServer.astart <personae.llm.vllm.server.EmbeddedServer.astart>`
   therefore spawns on the event loop's thread.
 
 :func:`signals_as_interrupt` makes SIGTERM (``kill``) and SIGHUP (a closed

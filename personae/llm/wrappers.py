@@ -1,8 +1,11 @@
 """Cross-cutting behaviour around a :class:`~personae.llm.base.ChatModel`.
 
 Each wrapper is itself a ChatModel around an ``inner`` one: same ``complete``
-signature, ``name`` and ``aclose`` delegated. Compose them by nesting, or take
-the standard stack from :func:`build_client`.
+signature, ``name`` and ``aclose`` delegated. The request's
+:class:`~personae.llm.base.Sampling` is passed on untouched (the same object,
+extensions included), through :func:`~personae.llm.base.complete`, so an inner
+model written for personae 0.2 works too. Compose them by nesting, or take the
+standard stack from :func:`build_client`.
 
 * :class:`RetryingModel` retries retryable :class:`~personae.errors.ModelError`\\ s
   with exponential backoff and full jitter, and waits out a server that is down.
@@ -13,15 +16,28 @@ the standard stack from :func:`build_client`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from personae.errors import ConfigError, ModelError, ModelTimeout, ModelUnreachable
-from personae.llm.base import ChatModel, Completion, Message
+from personae.llm.base import (
+    ChatModel,
+    Completion,
+    LegacyChatModel,
+    LegacySampling,
+    Message,
+    Sampling,
+    complete,
+    resolve_sampling,
+)
 from personae.llm.outage import ServerOutage, is_outage
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_SERVER_WAIT",
@@ -45,7 +61,7 @@ DEFAULT_SERVER_WAIT = 1800.0
 class _Wrapper:
     """Delegation shared by the wrappers."""
 
-    def __init__(self, inner: ChatModel) -> None:
+    def __init__(self, inner: ChatModel | LegacyChatModel) -> None:
         self.inner = inner
 
     @property
@@ -103,7 +119,7 @@ class RetryingModel(_Wrapper):
 
     def __init__(
         self,
-        inner: ChatModel,
+        inner: ChatModel | LegacyChatModel,
         *,
         attempts: int = 5,
         base_delay: float = 0.5,
@@ -142,13 +158,8 @@ class RetryingModel(_Wrapper):
     async def complete(
         self,
         messages: list[Message],
-        *,
-        max_tokens: int = 128,
-        temperature: float = 0.8,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
+        **legacy: Unpack[LegacySampling],
     ) -> Completion:
         """Call ``inner`` until it succeeds, fails for good or runs out of attempts.
 
@@ -161,6 +172,7 @@ class RetryingModel(_Wrapper):
                 once its budget is spent, its message saying how many attempts were made.
             ModelUnreachable: The server stayed down longer than ``server_wait``.
         """
+        sampling = resolve_sampling(sampling, legacy, self)
         started = time.perf_counter()
         outage = self.outage
         sent = failures = timeouts = down = 0
@@ -175,15 +187,7 @@ class RetryingModel(_Wrapper):
                 probing = True
             try:
                 sent += 1
-                completion = await self.inner.complete(
-                    messages,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    top_p=top_p,
-                    seed=seed,
-                    stop=stop,
-                    response_format=response_format,
-                )
+                completion = await complete(self.inner, messages, sampling)
             except ModelError as exc:
                 if exc.retryable and is_outage(exc):
                     outage.begin(exc)
@@ -223,11 +227,14 @@ class RetryingModel(_Wrapper):
 
 
 def _gave_up(exc: ModelError, attempts: int) -> ModelError:
+    """``exc`` with the attempts named: same class, ``retryable`` and ``status``."""
     message = f"{exc} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
     try:
-        return type(exc)(message, retryable=exc.retryable)
-    except TypeError:  # a subclass with its own constructor: keep the message at least
+        error = copy.copy(exc)  # keeps the class and its attributes (status, ...)
+    except Exception:  # a subclass whose constructor copy cannot call: keep the message at least
         return ModelError(message, retryable=exc.retryable, status=exc.status)
+    error.args = (message,)
+    return error
 
 
 class ConcurrencyLimitedModel(_Wrapper):
@@ -248,7 +255,7 @@ class ConcurrencyLimitedModel(_Wrapper):
         ConfigError: ``max_in_flight`` is below 1.
     """
 
-    def __init__(self, inner: ChatModel, max_in_flight: int) -> None:
+    def __init__(self, inner: ChatModel | LegacyChatModel, max_in_flight: int) -> None:
         if max_in_flight < 1:
             raise ConfigError(f"max_in_flight must be >= 1, got {max_in_flight}")
         super().__init__(inner)
@@ -260,29 +267,17 @@ class ConcurrencyLimitedModel(_Wrapper):
     async def complete(
         self,
         messages: list[Message],
-        *,
-        max_tokens: int = 128,
-        temperature: float = 0.8,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
+        **legacy: Unpack[LegacySampling],
     ) -> Completion:
         """Wait for a free slot, then call ``inner``; see :meth:`ChatModel.complete`."""
+        sampling = resolve_sampling(sampling, legacy, self)
         async with self._slots:
             self.in_flight += 1
             if self.in_flight > self.peak_in_flight:
                 self.peak_in_flight = self.in_flight
             try:
-                return await self.inner.complete(
-                    messages,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    top_p=top_p,
-                    seed=seed,
-                    stop=stop,
-                    response_format=response_format,
-                )
+                return await complete(self.inner, messages, sampling)
             finally:
                 self.in_flight -= 1
 
@@ -328,7 +323,7 @@ class AccountingModel(_Wrapper):
         inner: The model to call.
     """
 
-    def __init__(self, inner: ChatModel) -> None:
+    def __init__(self, inner: ChatModel | LegacyChatModel) -> None:
         super().__init__(inner)
         self.reset()
 
@@ -355,25 +350,13 @@ class AccountingModel(_Wrapper):
     async def complete(
         self,
         messages: list[Message],
-        *,
-        max_tokens: int = 128,
-        temperature: float = 0.8,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
+        **legacy: Unpack[LegacySampling],
     ) -> Completion:
         """Call ``inner`` and count the outcome; see :meth:`ChatModel.complete`."""
+        sampling = resolve_sampling(sampling, legacy, self)
         try:
-            completion = await self.inner.complete(
-                messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                seed=seed,
-                stop=stop,
-                response_format=response_format,
-            )
+            completion = await complete(self.inner, messages, sampling)
         except Exception:
             self._calls += 1
             self._errors += 1

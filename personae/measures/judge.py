@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from personae.llm.base import JsonSchema
+from personae.measures.answers import select_agents
 from personae.seeds import derive_seed
+from personae.store.rows import MeasurementRecord, ScoreRecord
 
 if TYPE_CHECKING:
-    from personae.scenarios.episode import Episode
-    from personae.scenarios.probes import ProbePoint
+    from personae.engine.episode import Episode
+    from personae.engine.probes import ProbePoint
 
 #: The judged domains, named as in the IPIP-NEO-120 so the two can be joined.
 DOMAINS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
@@ -107,8 +110,6 @@ class Judge(BaseModel):
         self.respondents(names, roles)
 
     def respondents(self, names: Sequence[str], roles: Mapping[str, str]) -> list[str]:
-        from personae.measures.administer import select_agents
-
         return select_agents(self.who, names, roles, "judge: who")
 
     def messages(self, name: str, lines: Sequence[str]) -> list[dict[str, str]]:
@@ -121,7 +122,7 @@ class Judge(BaseModel):
         )
         return [{"role": "system", "content": self.rubric}, {"role": "user", "content": ask}]
 
-    def _constraint(self) -> dict[str, Any] | None:
+    def _constraint(self) -> JsonSchema | None:
         if not self.constrain:
             return None
         rating = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
@@ -131,7 +132,7 @@ class Judge(BaseModel):
             "required": list(DOMAINS),
             "additionalProperties": False,
         }
-        return {"type": "json", "schema": schema}
+        return JsonSchema(schema)
 
     async def __call__(self, episode: Episode, point: ProbePoint) -> None:
         names = self.respondents(episode.names, episode.roles)
@@ -142,8 +143,6 @@ class Judge(BaseModel):
         lines = [u.text for u in episode.transcript if u.speaker == name][-self.window :]
         if not lines:
             return
-        from personae.measures.administer import record_judged
-
         occasion = episode.next_occasion(name, INSTRUMENT)
         completion, call_id = await episode.call(
             name,
@@ -158,3 +157,58 @@ class Judge(BaseModel):
         )
         raw = completion.text.strip()
         record_judged(episode, point, name, occasion, parse_ratings(raw), raw, call_id)
+
+
+def record_judged(
+    episode: Episode,
+    point: ProbePoint,
+    name: str,
+    occasion: int,
+    ratings: Mapping[str, float | None],
+    raw: str,
+    call_id: int,
+) -> None:
+    """Record a judge's ratings: one ``measurements`` row and one ``scores`` row per domain."""
+    for position, (domain, value) in enumerate(ratings.items()):
+        agent_id = episode.agent_ids[name]
+        episode.log.add(
+            MeasurementRecord(
+                id=episode.log.new_id("measurements"),
+                agent_id=agent_id,
+                session=point.session,
+                step=point.step,
+                point=point.moment,
+                occasion=occasion,
+                instrument=INSTRUMENT,
+                item=domain,
+                prompt_variant=0,
+                option_order="forward",
+                position=position,
+                batch=0,
+                raw=raw,
+                value=value,
+                valid=int(value is not None),
+                reason=None if value is not None else ("empty" if not raw else "unparseable"),
+                llm_call_id=call_id,
+            )
+        )
+        episode.log.add(
+            ScoreRecord(
+                id=episode.log.new_id("scores"),
+                agent_id=agent_id,
+                session=point.session,
+                step=point.step,
+                point=point.moment,
+                occasion=occasion,
+                instrument=INSTRUMENT,
+                level="domain",
+                scale=domain,
+                value=value,
+                n_items=int(value is not None),
+                n_missing=int(value is None),
+                band=None,
+                prompt_variant=None,
+                option_order=None,
+                source="judge",
+            )
+        )

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from personae.measures.administer import parse_answer, select_agents
+from personae.llm.base import Choice
+from personae.measures.answers import parse_answer, select_agents
 
 if TYPE_CHECKING:
-    from personae.scenarios.episode import Episode
-    from personae.scenarios.probes import ProbePoint
+    from personae.engine.episode import Episode
+    from personae.engine.probes import ProbePoint
 
 #: The agreement scale, 1 to 5.
 AGREEMENT = (
@@ -109,9 +110,7 @@ class Stance(BaseModel):
         names = self._match(self.who, episode.names, episode.roles)
         question = self.question(episode.params)
         constraint = (
-            {"type": "choice", "choices": [str(i) for i in range(1, len(AGREEMENT) + 1)]}
-            if self.constrain
-            else None
+            Choice(str(i) for i in range(1, len(AGREEMENT) + 1)) if self.constrain else None
         )
 
         async def one(name: str) -> None:
@@ -121,7 +120,7 @@ class Stance(BaseModel):
                 purpose=self.name,
                 max_tokens=8,
                 temperature=self.temperature,
-                response_format=constraint,
+                response_format=constraint,  # Episode.ask still annotates a dict; it takes typed ones
                 step=point.step,
             )
             parsed = parse_answer(raw, AGREEMENT)

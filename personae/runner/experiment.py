@@ -19,12 +19,12 @@ import re
 import traceback
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from personae.engine.scenario import ScenarioBase, format_validation_error
 from personae.errors import ConfigError
 from personae.runner.identity import (
     IDENTITY_VERSION,
@@ -33,37 +33,14 @@ from personae.runner.identity import (
     is_scenario_code,
     params_key,
 )
-from personae.scenarios.scenario import Scenario, format_validation_error
+from personae.runner.jobs import EpisodeSpec
 from personae.seeds import derive_seed
+
+__all__ = ["EpisodeSpec", "Experiment", "as_experiment"]
 
 if TYPE_CHECKING:
     from personae.llm.base import ChatModel
     from personae.runner.run import RunSummary
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeSpec:
-    """One episode to run: which parameters, which replicate, which seed.
-
-    Attributes:
-        param_index: Position of the parameter set (see :meth:`Experiment.episodes`).
-        replicate: Replicate number, from 0.
-        params: The parameter set.
-        seed: The episode seed.
-        key: The canonical JSON of ``params`` (:func:`~personae.runner.identity.params_key`);
-            stored episodes are matched by ``(key, replicate)``, which does not shift
-            when a grid value is added. Computed from ``params`` when not given.
-    """
-
-    param_index: int
-    replicate: int
-    params: Mapping[str, Any]
-    seed: int
-    key: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            object.__setattr__(self, "key", params_key(self.params))
 
 
 class Experiment(BaseModel):
@@ -87,7 +64,7 @@ class Experiment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    scenario: Scenario
+    scenario: ScenarioBase
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     replicates: int = Field(default=1, ge=1, le=1_000_000)
     seed: int = Field(default=0, ge=0)
@@ -121,7 +98,7 @@ class Experiment(BaseModel):
             dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.grid.values())
         ]
 
-    def prepare(self, params: Mapping[str, Any]) -> Scenario:
+    def prepare(self, params: Mapping[str, Any]) -> ScenarioBase:
         """The scenario for one parameter set, checked (``Scenario.check``) as before a run.
 
         Raises:
@@ -223,14 +200,34 @@ class Experiment(BaseModel):
         )
         return self.identity(model)
 
-    async def arun(self, db: str | Path, model: ChatModel, **options: Any) -> RunSummary:
-        """Run every missing episode against ``model`` and log them to ``db``.
+    async def arun(
+        self, db: str | Path, model: ChatModel, *, progress: bool | None = None, **options: Any
+    ) -> RunSummary:
+        """Run every missing episode against ``model`` and log them to ``db``: the async entry point.
 
-        See :func:`personae.runner.run.run_experiment` for the options.
+        Use it where an event loop runs already: ``await experiment.arun(...)``
+        in a Jupyter cell or in your own coroutine. :meth:`run` works there too.
+
+        Args:
+            db: SQLite file to write (created if missing; resumed if it has this
+                experiment). A file this call creates is removed again if the
+                run fails before any episode starts.
+            model: The ChatModel every episode uses (e.g.
+                :class:`~personae.llm.fake.FunctionModel` to try a scenario, or
+                one from :func:`personae.llm.connect.connected_model`).
+            progress: Show a progress bar (default: only in a Jupyter notebook,
+                where it is one output of the cell, updated in place).
+            **options: Passed to :func:`personae.runner.run.run_experiment`.
+
+        Example:
+            >>> summary = await experiment.arun("runs/mine.db", FunctionModel.echo())  # doctest: +SKIP
         """
+        from personae.runner.progress import in_notebook
         from personae.runner.run import run_experiment
 
-        return await run_experiment(self, db, model, **options)
+        if progress is None:
+            progress = in_notebook(options.get("console"))
+        return await run_experiment(self, db, model, progress=progress, **options)
 
     def run(
         self,
@@ -239,25 +236,47 @@ class Experiment(BaseModel):
         *,
         base_url: str | None = None,
         model_name: str | None = None,
+        progress: bool | None = None,
         **options: Any,
     ) -> RunSummary:
-        """Run the experiment from synchronous code (a script or notebook).
+        """Run the experiment from synchronous code: a script, or a notebook cell.
+
+        Inside a running event loop (Jupyter, or a coroutine of yours) the run
+        goes to a worker thread with its own loop while this call waits, so the
+        same line works in a script and in a notebook; interrupting the kernel
+        stops the run as Ctrl-C does in a terminal (complete episodes kept, the
+        rest marked ``interrupted``, ``summary.interrupted`` true).
 
         Args:
-            db: SQLite file to write (created if missing; resumed if it has this experiment).
+            db: SQLite file to write (created if missing; resumed if it has this
+                experiment). A file this call creates is removed again if the
+                run fails before any episode starts (e.g. no server answers).
             model: A ChatModel to use. If None, ``base_url`` (and ``model_name``)
                 name an OpenAI-compatible server; if that is None too, an embedded
                 vLLM server is started for the run and stopped afterwards.
-            **options: Passed to :func:`personae.runner.run.run_experiment`.
+            progress: Show a progress bar (default: only in a Jupyter notebook).
+            **options: Passed to :func:`personae.runner.run.run_sync` and
+                :func:`personae.runner.run.run_experiment`.
         """
+        from personae.runner.progress import in_notebook
         from personae.runner.run import run_sync
 
-        return run_sync(self, db, model, base_url=base_url, model_name=model_name, **options)
+        if progress is None:
+            progress = in_notebook(options.get("console"))
+        return run_sync(
+            self,
+            db,
+            model,
+            base_url=base_url,
+            model_name=model_name,
+            progress=progress,
+            **options,
+        )
 
 
-def as_experiment(obj: Experiment | Scenario, **overrides: Any) -> Experiment:
-    """Wrap a scenario into an experiment, or update an experiment's fields."""
-    if isinstance(obj, Scenario):
+def as_experiment(obj: Experiment | ScenarioBase, **overrides: Any) -> Experiment:
+    """Wrap a scenario (a conversation, a cohort...) into an experiment, or update its fields."""
+    if isinstance(obj, ScenarioBase):
         return Experiment(scenario=obj, **{k: v for k, v in overrides.items() if v is not None})
     if not isinstance(obj, Experiment):
         raise ConfigError(f"expected a Scenario or an Experiment, got {type(obj).__name__}")

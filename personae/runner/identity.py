@@ -27,8 +27,12 @@ soon as anything that changes what an episode does is different.
 - Scenario code is everything except the personae framework and installed
   libraries (the standard library, site-packages), whose functions and
   classes count by their qualified name; their version is recorded next to
-  the experiment, not in its identity. The built-in scenarios
-  (``personae.scenarios.builtin``) are scenario code.
+  the experiment, not in its identity. The built-in scenarios (the modules in
+  :data:`BUILTIN_SCENARIO_MODULES`) are scenario code.
+- Framework names are stable: a class or function that moved inside personae
+  counts by the module it had when identities were introduced
+  (:data:`IDENTITY_MODULES`), so moving code never changes an identity and an
+  experiment stored by an earlier release is resumed.
 - A chat model counts by its name.
 - Anything else counts by its ``repr()`` if its class defines one that shows
   no memory address and is not abbreviated; otherwise (a plain ``object()``,
@@ -60,6 +64,8 @@ from typing import Any
 from personae.errors import ConfigError
 
 __all__ = [
+    "BUILTIN_SCENARIO_MODULES",
+    "IDENTITY_MODULES",
     "IDENTITY_VERSION",
     "callable_label",
     "canonical_json",
@@ -71,6 +77,79 @@ __all__ = [
 
 #: Version of the identity rules, part of every identity; raise it when the rules change.
 IDENTITY_VERSION = 1
+
+#: The modules of the built-in scenarios: scenario code, counted by their code
+#: (old paths included, for objects pickled or named before the move).
+BUILTIN_SCENARIO_MODULES = frozenset(
+    {
+        "personae.scenarios.builtin.cohort",
+        "personae.scenarios.builtin.counseling",
+        "personae.scenarios.builtin.debate",
+        "personae.scenarios.builtin.drift",
+        "personae.scenarios.builtin.group",
+        "personae.studies.cohort.builtin",
+        "personae.studies.counseling",
+        "personae.studies.debate.scenario",
+        "personae.studies.drift",
+        "personae.studies.group.scenario",
+    }
+)
+
+#: Where framework code lived when identities were introduced. Framework classes
+#: and functions count by their name in that module, so a move does not change any
+#: identity; a module that moves adds a line here (its new name: the name identities use).
+IDENTITY_MODULES: dict[str, str] = {
+    "personae.engine.conversation": "personae.scenarios.graph",
+    "personae.engine.episode": "personae.scenarios.episode",
+    "personae.engine.graph": "personae.scenarios.graph",
+    "personae.engine.probes": "personae.scenarios.probes",
+    "personae.engine.scenario": "personae.scenarios.scenario",
+    "personae.engine.sink": "personae.scenarios.log",
+    "personae.engine.turns": "personae.scenarios.turns",
+    "personae.engine.until": "personae.scenarios.until",
+    "personae.engine.view": "personae.scenarios.view",
+    "personae.measures.answers": "personae.measures.administer",
+    "personae.measures.questionnaire": "personae.measures.administer",
+    "personae.report.page": "personae.analysis.report",
+    "personae.studies.cohort.analysis": "personae.analysis.cohort",
+    "personae.studies.cohort.asks": "personae.scenarios.cohort",
+    "personae.studies.cohort.builtin": "personae.scenarios.builtin.cohort",
+    "personae.studies.cohort.loop": "personae.scenarios.cohort",
+    "personae.studies.cohort.relations": "personae.analysis.cohort_sensing",
+    "personae.studies.cohort.report": "personae.analysis.cohort_report",
+    "personae.studies.cohort.scenario": "personae.scenarios.cohort",
+    "personae.studies.cohort.series": "personae.analysis.cohort_series",
+    "personae.studies.cohort.talk": "personae.scenarios.cohort",
+    "personae.studies.cohort.term.calendar": "personae.environments.sensing",
+    "personae.studies.cohort.term.ema": "personae.environments.ema",
+    "personae.studies.cohort.term.interventions": "personae.environments.interventions",
+    "personae.studies.cohort.term.media": "personae.environments.media",
+    "personae.studies.cohort.term.mental_state": "personae.environments.mental_state",
+    "personae.studies.cohort.term.prepare": "personae.environments.mental_state",
+    "personae.studies.cohort.term.schema": "personae.environments.sensing",
+    "personae.studies.cohort.term.sensing": "personae.environments.sensing",
+    "personae.studies.cohort.term.studentlife": "personae.environments.studentlife",
+    "personae.studies.cohort.term.studentlife_reports": "personae.environments.studentlife_reports",
+    "personae.studies.cohort.term.studentlife_sleep": "personae.environments.studentlife_sleep",
+    "personae.studies.cohort.term.studentlife_writer": "personae.environments.studentlife_writer",
+    "personae.studies.cohort.term.synthetic": "personae.environments.sensing",
+    "personae.studies.counseling": "personae.scenarios.builtin.counseling",
+    "personae.studies.debate.analysis": "personae.analysis.persuasion",
+    "personae.studies.debate.frames": "personae.analysis.persuasion_frames",
+    "personae.studies.debate.models": "personae.analysis.persuasion_models",
+    "personae.studies.debate.propositions": "personae.environments.propositions",
+    "personae.studies.debate.report": "personae.analysis.persuasion_report",
+    "personae.studies.debate.scenario": "personae.scenarios.builtin.debate",
+    "personae.studies.drift": "personae.scenarios.builtin.drift",
+    "personae.studies.group.analysis": "personae.analysis.group",
+    "personae.studies.group.frames": "personae.analysis.group",
+    "personae.studies.group.opinions": "personae.analysis.group",
+    "personae.studies.group.talk": "personae.analysis.group",
+    "personae.studies.group.report": "personae.analysis.group_report",
+    "personae.studies.group.scenario": "personae.scenarios.builtin.group",
+    "personae.world.networks": "personae.environments.networks",
+    "personae.world.population": "personae.environments.population",
+}
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 _ELLIPSIS = re.compile(r"\.\.\.|…")
@@ -137,9 +216,8 @@ def callable_label(fn: Any) -> str | None:
     if isinstance(fn, types.MethodType):
         return callable_label(fn.__func__)
     if isinstance(fn, type) or hasattr(fn, "__qualname__"):
-        return f"{getattr(fn, '__module__', None) or ''}.{fn.__qualname__}".lstrip(".")
-    cls = type(fn)
-    return f"{cls.__module__}.{cls.__qualname__}()"
+        return _label(fn)
+    return f"{_label(type(fn))}()"
 
 
 @functools.cache
@@ -151,7 +229,7 @@ def is_scenario_code(module: str | None) -> bool:
     """
     if not module:
         return True
-    if module == "personae.scenarios.builtin" or module.startswith("personae.scenarios.builtin."):
+    if module in BUILTIN_SCENARIO_MODULES:
         return True
     root = module.partition(".")[0]
     if root in ("personae", "builtins") or root in sys.stdlib_module_names:
@@ -176,7 +254,24 @@ def _library_dirs() -> tuple[Path, ...]:
 
 
 def _qualified(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', None) or ''}.{obj.__qualname__}"
+    module = getattr(obj, "__module__", None) or ""
+    return f"{IDENTITY_MODULES.get(module, module)}.{obj.__qualname__}"
+
+
+def _moved(value: Any) -> Any:
+    """A module name inside code (an import in a function) as :data:`IDENTITY_MODULES` has it."""
+    return IDENTITY_MODULES.get(value, value) if isinstance(value, str) else value
+
+
+def _label(obj: Any) -> str:
+    """An explicit ``name`` attribute, else the qualified name (framework) or the bare one."""
+    name = getattr(obj, "__personae_name__", None)
+    if isinstance(name, str):
+        return name
+    module = getattr(obj, "__module__", None)
+    if is_scenario_code(module):
+        return str(obj.__qualname__)
+    return _qualified(obj)
 
 
 def _importable(obj: Any) -> bool:
@@ -288,8 +383,8 @@ class _Walker:
             "flags": code.co_flags,
             "bytecode": code.co_code.hex(),
             "exceptions": code.co_exceptiontable.hex(),
-            "consts": [self.walk(c, f"{path} -> constant") for c in code.co_consts],
-            "names": list(code.co_names),
+            "consts": [self.walk(_moved(c), f"{path} -> constant") for c in code.co_consts],
+            "names": [_moved(n) for n in code.co_names],
             "varnames": list(code.co_varnames),
             "freevars": list(code.co_freevars),
             "cellvars": list(code.co_cellvars),

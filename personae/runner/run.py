@@ -4,38 +4,57 @@ Re-running the same experiment (same configuration and model) against the
 same database skips episodes already complete, wipes and redoes the rest, and
 duplicates nothing. On Ctrl-C the episodes in flight are cancelled, every
 completed episode is committed, and the summary says how many are left.
+
+The runner owns the books; episodes run elsewhere. It allocates the episode
+rows (and so every row id, :mod:`personae.store.ids`), turns what is left to
+do into :class:`~personae.runner.jobs.EpisodeJob` s, hands them to an
+:class:`~personae.runner.executors.Executor`, and counts turns, calls and
+tokens from the typed rows its sink sees and from the outcomes reported.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-import sysconfig
+import functools
+import inspect
 import time
-import traceback
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from personae.errors import ModelError, PersonaeError, StoreError
+from personae.errors import StoreError
 from personae.llm.base import ChatModel
 from personae.llm.outage import ServerOutage
 from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
-from personae.runner.executor import Executor, LocalExecutor
+from personae.runner.blocking import NewDatabase, run_coroutine
+from personae.runner.executors import Executor, LocalExecutor
 from personae.runner.experiment import EpisodeSpec, Experiment
+from personae.runner.jobs import (
+    EpisodeJob,
+    EpisodeOutcome,
+    ModelEndpoint,
+    RowTally,
+    describe_scenario_error,
+    run_episode,
+    scenario_identity,
+)
 from personae.runner.progress import RunCounters, experiment_progress
-from personae.scenarios.log import WriterLog
-from personae.store.database import Database, now
+from personae.store.database import Database
+from personae.store.rows import Record
 from personae.store.runlock import RunLock
 from personae.store.writer import DEFAULT_WRITE_WAIT, Writer
 
-_PACKAGE_DIR = Path(__file__).resolve().parents[1]
-_STDLIB_PREFIXES = tuple(
-    {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"], sys.base_prefix}
-)
+__all__ = [
+    "RunSummary",
+    "completed_episodes",
+    "describe_scenario_error",
+    "run_experiment",
+    "run_sync",
+]
 
 
 @dataclass
@@ -88,18 +107,29 @@ class RunSummary:
         return self.completion_tokens / self.elapsed_s if self.elapsed_s else 0.0
 
 
-class _CountingLog(WriterLog):
-    def __init__(self, writer: Writer, episode_id: int, counters: RunCounters) -> None:
-        super().__init__(writer, episode_id)
-        self.counters = counters
+class _CountingSink:
+    """The run's writer, seen through: counts the typed rows of every episode as they pass.
 
-    def add(self, table: str, row: dict[str, Any]) -> None:
-        super().add(table, row)
-        if table == "turns":
-            self.counters.turns += 1
-        elif table == "llm_calls":
-            self.counters.calls += 1
-            self.counters.completion_tokens += row.get("completion_tokens") or 0
+    The live counters feed the progress bar; the tally per episode lets an
+    outcome add only what the sink did not see (all of it, for an episode run
+    elsewhere).
+    """
+
+    def __init__(self, writer: Writer, counters: RunCounters) -> None:
+        self.writer = writer
+        self.counters = counters
+        self.seen: dict[int, RowTally] = {}
+
+    def add(self, row: Record) -> None:
+        self.writer.add(row)
+        self.counters.see(row)
+        tally = self.seen.get(row.episode_id)
+        if tally is None:
+            tally = self.seen[row.episode_id] = RowTally()
+        tally.see(row)
+
+    def update_episode(self, episode_id: int, **values: Any) -> None:
+        self.writer.update_episode(episode_id, **values)
 
 
 def _code_version() -> str:
@@ -157,6 +187,7 @@ async def run_experiment(
     server_info: dict[str, Any] | None = None,
     write_wait: float = DEFAULT_WRITE_WAIT,
     lock: bool = True,
+    target: str | None = None,
 ) -> RunSummary:
     """Run every episode of ``experiment`` not yet complete in ``db``.
 
@@ -180,6 +211,9 @@ async def run_experiment(
             program before the episodes in it are given up.
         lock: Take the database's run lock (:class:`~personae.store.runlock.RunLock`);
             False only when the caller holds it already.
+        target: The built-in name or scenario file ``experiment`` was loaded
+            from, put in every job so an executor can load it elsewhere
+            (:class:`~personae.runner.jobs.EpisodeJob`).
 
     Returns:
         A :class:`RunSummary`; ``interrupted`` is true after Ctrl-C.
@@ -188,7 +222,12 @@ async def run_experiment(
         StoreError: The database is foreign, unusable, or held by another run.
     """
     say = (console or Console(stderr=True)).print
-    database = await asyncio.to_thread(Database, db)
+    new = NewDatabase(db)
+    try:
+        database = await asyncio.to_thread(Database, db)
+    except BaseException:
+        new.discard()
+        raise
     run_lock = RunLock(db)
     try:
         if lock:
@@ -208,7 +247,15 @@ async def run_experiment(
             say=say,
             server_info=server_info,
             write_wait=write_wait,
+            target=target,
         )
+    except BaseException:
+        # Failed before its first episode (or in it): a file this run made and
+        # put no episode into is removed. Synchronous on purpose: a cancelled
+        # task may not await its clean-up.
+        database.close()
+        new.discard()
+        raise
     finally:
         run_lock.release()
 
@@ -225,6 +272,7 @@ async def _run_locked(
     say: Any,
     server_info: dict[str, Any] | None,
     write_wait: float,
+    target: str | None,
 ) -> RunSummary:
     model_name = getattr(model, "name", None)
     experiment_id = database.ensure_experiment(
@@ -237,6 +285,14 @@ async def _run_locked(
         server_info=server_info,
         code_version=_code_version(),
     )
+    begun_with = database.code_version(experiment_id)
+    if begun_with and begun_with != _code_version():
+        say(
+            f"[yellow]This experiment was begun with personae {begun_with}[/]; episodes run "
+            f"now use {_code_version()}, whose prompts or loops may differ. Start a new "
+            "database to keep one version per experiment.",
+            highlight=False,
+        )
     broken = database.incomplete_rows(experiment_id)
     if broken:
         shown = "; ".join(f"episode {i}: {why}" for i, why in list(broken.items())[:5])
@@ -266,47 +322,23 @@ async def _run_locked(
     writer = Writer(database, write_wait=write_wait)
     outage = _outage(model)
     counters = RunCounters(status=lambda: _waiting(outage, writer))
+    sink = _CountingSink(writer, counters)
     await writer.start()
     bar = experiment_progress(counters, enabled=progress, console=console)
     task_id = bar.add_task(experiment.label, total=len(specs), completed=done)
+    jobs = _jobs(experiment, todo, ids, model, target)
+    run = functools.partial(run_episode, sink=sink, model=model, experiment=experiment)
 
-    async def run_one(spec: EpisodeSpec) -> None:
-        episode_id = ids[(spec.key, spec.replicate)]
-        writer.update_episode(episode_id, status="running", started_at=now())
-        log = _CountingLog(writer, episode_id, counters)
-        try:
-            scenario = experiment.prepare(spec.params)
-            episode = scenario.new_episode(model, seed=spec.seed, log=log)
-            result = await episode.run()
-        except asyncio.CancelledError:
-            writer.update_episode(episode_id, status="interrupted")
-            raise
-        except (ModelError, PersonaeError) as exc:
-            _fail(writer, summary, episode_id, str(exc))
-        except Exception as exc:  # a bug in scenario code must not stop other episodes
-            _fail(writer, summary, episode_id, describe_scenario_error(exc))
-        else:
-            drawn = {"params_json": _params_json({**spec.params, **episode.drawn})}
-            writer.update_episode(
-                episode_id,
-                status="complete",
-                n_turns=len(result.transcript),
-                end_reason=result.end_reason,
-                finished_at=now(),
-                row_counts=json.dumps(dict(log.counts), sort_keys=True),
-                **(drawn if episode.drawn else {}),
-            )
-            summary.completed += 1
-            summary.completed_ids.append(episode_id)
-        finally:
-            bar.advance(task_id)
+    def report(outcome: EpisodeOutcome) -> None:
+        _account(summary, counters, sink.seen.pop(outcome.episode_id, None), outcome)
+        bar.advance(task_id)
 
     started = time.perf_counter()
     announce = bar.console.print if progress else say  # above a live bar, through its console
     announcer = asyncio.create_task(_announce_waits(outage, writer, announce))
     try:
         with bar:
-            await executor.map(todo, run_one)
+            await _map(executor, jobs, run, report)
     except asyncio.CancelledError:
         summary.interrupted = True
     finally:
@@ -324,6 +356,60 @@ async def _run_locked(
     return summary
 
 
+def _jobs(
+    experiment: Experiment,
+    todo: list[EpisodeSpec],
+    ids: dict[tuple[str, int], int],
+    model: ChatModel,
+    target: str | None,
+) -> list[EpisodeJob]:
+    """One picklable job per episode to run; a target file is named by its absolute path."""
+    if target is not None and target.endswith(".py"):
+        target = str(Path(target).resolve())
+    endpoint = ModelEndpoint.of(model)
+    identity = scenario_identity(experiment) if target is not None else None
+    return [
+        EpisodeJob(target, spec, ids[(spec.key, spec.replicate)], endpoint, identity)
+        for spec in todo
+    ]
+
+
+def _account(
+    summary: RunSummary, counters: RunCounters, seen: RowTally | None, outcome: EpisodeOutcome
+) -> None:
+    """Book one outcome: complete or failed, and the rows the sink did not see go by."""
+    seen = seen or RowTally()
+    counters.turns += outcome.turns - seen.turns
+    counters.calls += outcome.calls - seen.calls
+    counters.completion_tokens += outcome.completion_tokens - seen.completion_tokens
+    if outcome.status == "complete":
+        summary.completed += 1
+        summary.completed_ids.append(outcome.episode_id)
+    elif outcome.status == "failed":
+        summary.failed += 1
+        if len(summary.errors) < 5 and outcome.error:
+            summary.errors.append(outcome.error)
+
+
+async def _map(executor: Any, jobs: Sequence[EpisodeJob], run: Any, report: Any) -> None:
+    """``executor.map(jobs, run, report)``; a 0.2 executor's ``map(specs, run_one)`` too."""
+    if len(inspect.signature(executor.map).parameters) != 2:
+        await executor.map(jobs, run, report)
+        return
+    warnings.warn(
+        f"{type(executor).__name__}.map(specs, run_one) is the executor protocol of 0.2; "
+        "implement map(jobs, run, report) (personae.runner.executors.Executor) before 0.4",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    by_spec = {(job.spec.key, job.spec.replicate): job for job in jobs}
+
+    async def run_one(spec: EpisodeSpec) -> None:
+        report(await run(by_spec[(spec.key, spec.replicate)]))
+
+    await executor.map([job.spec for job in jobs], run_one)
+
+
 def completed_episodes(experiment: Experiment, db: str | Path, model_name: str | None) -> int:
     """How many of the experiment's episodes ``db`` already holds as complete."""
     database = Database(db)
@@ -333,13 +419,6 @@ def completed_episodes(experiment: Experiment, db: str | Path, model_name: str |
         return len(specs) - len(plan.todo(specs))
     finally:
         database.close()
-
-
-def _fail(writer: Writer, summary: RunSummary, episode_id: int, message: str) -> None:
-    writer.update_episode(episode_id, status="failed", error=message, finished_at=now())
-    summary.failed += 1
-    if len(summary.errors) < 5:
-        summary.errors.append(message)
 
 
 def _count_lost(summary: RunSummary, writer: Writer) -> None:
@@ -353,31 +432,6 @@ def _count_lost(summary: RunSummary, writer: Writer) -> None:
     for message in writer.lost.values():
         if len(summary.errors) < 5 and message not in summary.errors:
             summary.errors.append(message)
-
-
-def describe_scenario_error(exc: BaseException) -> str:
-    """``"KeyError: 'x' (in scenario code at /path/mine.py:12, in cue)"`` for an episode's error.
-
-    The place named is the innermost frame outside personae and the libraries
-    it runs on; when there is none, the innermost frame (a personae bug).
-    """
-    detail = "".join(traceback.format_exception_only(exc)).strip()
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return f"{detail} (in scenario code)"
-    ours = [f for f in frames if not _is_library(f.filename)]
-    frame = ours[-1] if ours else frames[-1]
-    where = "scenario code" if ours else "personae"
-    return f"{detail} (in {where} at {frame.filename}:{frame.lineno}, in {frame.name})"
-
-
-def _is_library(filename: str) -> bool:
-    path = Path(filename)
-    if _PACKAGE_DIR in path.parents:
-        return True
-    return any(part in {"site-packages", "dist-packages"} for part in path.parts) or any(
-        str(path).startswith(prefix) for prefix in _STDLIB_PREFIXES
-    )
 
 
 def _outage(model: ChatModel) -> ServerOutage | None:
@@ -456,6 +510,11 @@ def run_sync(
     serves); with neither, the embedded vLLM server is started for this run
     (watched, and restarted if it dies) and stopped afterwards.
 
+    Inside a running event loop (a Jupyter cell) the run gets a thread with
+    its own loop, and Ctrl-C ("interrupt kernel") stops it as in a terminal
+    (see :mod:`personae.runner.blocking`). A database file this call creates
+    is removed again if the run fails before any episode starts.
+
     Args:
         timeout: Seconds one request may take before it is abandoned and sent again.
         retries: Retries of a request after an ordinary retryable error.
@@ -465,40 +524,47 @@ def run_sync(
     """
     from personae.llm.connect import connected_model
 
-    # Refuse a foreign, broken or busy database before a server is started for
-    # nothing, and start none at all when every episode is already complete.
-    Database(db).close()
-    lock = RunLock(db).acquire()
+    new = NewDatabase(db)
     try:
-        if model is None and base_url is None:
-            from personae.llm.server import DEFAULT_SERVED_MODEL_NAME
+        # Refuse a foreign, broken or busy database before a server is started for
+        # nothing, and start none at all when every episode is already complete.
+        Database(db).close()
+        lock = RunLock(db).acquire()
+        try:
+            if model is None and base_url is None:
+                from personae.llm.server import DEFAULT_SERVED_MODEL_NAME
 
-            done = completed_episodes(experiment, db, DEFAULT_SERVED_MODEL_NAME)
-            total = len(experiment.episodes())
-            if done == total:
-                return RunSummary(str(db), -1, total=total, already_complete=done)
+                done = completed_episodes(experiment, db, DEFAULT_SERVED_MODEL_NAME)
+                total = len(experiment.episodes())
+                if done == total:
+                    return RunSummary(str(db), -1, total=total, already_complete=done)
 
-        async def main() -> RunSummary:
-            async with connected_model(
-                model,
-                base_url=base_url,
-                model_name=model_name,
-                max_in_flight=max_in_flight,
-                console=console,
-                server_log=server_log,
-                prefix_caching=prefix_caching,
-                timeout=timeout,
-                retries=retries,
-                server_wait=server_wait,
-            ) as (chat, info):
-                return await run_experiment(
-                    experiment, db, chat, console=console, server_info=info, lock=False, **options
-                )
+            async def main() -> RunSummary:
+                async with connected_model(
+                    model,
+                    base_url=base_url,
+                    model_name=model_name,
+                    max_in_flight=max_in_flight,
+                    console=console,
+                    server_log=server_log,
+                    prefix_caching=prefix_caching,
+                    timeout=timeout,
+                    retries=retries,
+                    server_wait=server_wait,
+                ) as (chat, info):
+                    return await run_experiment(
+                        experiment,
+                        db,
+                        chat,
+                        console=console,
+                        server_info=info,
+                        lock=False,
+                        **options,
+                    )
 
-        return asyncio.run(main())
-    finally:
-        lock.release()
-
-
-def _params_json(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
+            return run_coroutine(main)
+        finally:
+            lock.release()
+    except BaseException:
+        new.discard()
+        raise

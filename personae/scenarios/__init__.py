@@ -1,40 +1,7 @@
-"""Scenarios: the engine (LangGraph), turn-taking policies, stop conditions, probes, built-ins."""
+"""Moved to :mod:`personae.engine` (the engine) and :mod:`personae.studies` (the built-ins).
 
-from personae.scenarios.episode import Episode, EpisodeResult
-from personae.scenarios.probes import Probe, ProbePoint
-from personae.scenarios.scenario import Opening, Scenario
-from personae.scenarios.turns import (
-    ActivityWeighted,
-    Moderated,
-    Neighbours,
-    RandomOrder,
-    RoundRobin,
-    Script,
-    TurnPolicy,
-)
-from personae.scenarios.until import AllOf, AnyOf, Condition, MaxTurns, Never, Says, When
-from personae.scenarios.view import TurnView
+These names keep working until 0.4.
+"""
 
-__all__ = [
-    "ActivityWeighted",
-    "AllOf",
-    "AnyOf",
-    "Condition",
-    "Episode",
-    "EpisodeResult",
-    "MaxTurns",
-    "Moderated",
-    "Neighbours",
-    "Never",
-    "Opening",
-    "Probe",
-    "ProbePoint",
-    "RandomOrder",
-    "RoundRobin",
-    "Says",
-    "Scenario",
-    "Script",
-    "TurnPolicy",
-    "TurnView",
-    "When",
-]
+from personae.engine import *  # noqa: F403
+from personae.engine import __all__ as __all__

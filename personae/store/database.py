@@ -11,7 +11,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,9 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, text,
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from personae.errors import StoreError
+from personae.store.ids import legacy_ceiling
 from personae.store.migrations import migrate
+from personae.store.rows import now
 from personae.store.schema import (
     APPLICATION_ID,
     EPISODE_TABLES,
@@ -47,11 +48,6 @@ ID_TABLES: dict[str, Any] = {
     "measurements": MeasurementRow,
     "scores": ScoreRow,
 }
-
-
-def now() -> str:
-    """The current UTC time as ISO 8601, the format of every timestamp column."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _check_foreign(path: Path) -> None:
@@ -160,15 +156,32 @@ class Database:
                 raise StoreError(
                     f"{self.path} is not a usable SQLite database: {exc.orig}"
                 ) from None
-        self._next_id = {name: self._max_id(name) + 1 for name in ID_TABLES}
+        self._next_id = {name: self._max_legacy_id(name) + 1 for name in ID_TABLES}
 
-    def _max_id(self, table: str) -> int:
+    def _max_legacy_id(self, table: str) -> int:
+        """The largest id in block 0, where the ``max(id) + 1`` numbering of old files lives."""
+        column = ID_TABLES[table].id
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.max(ID_TABLES[table].id))).scalar() or 0)
+            top = conn.execute(select(func.max(column)).where(column < legacy_ceiling())).scalar()
+        return int(top or 0)
 
     def allocate_ids(self, table: str, count: int = 1) -> int:
-        """Reserve ``count`` ids in ``table`` and return the first one."""
+        """Reserve ``count`` ids in ``table`` outside every episode's block; return the first.
+
+        The rows of an episode take ids from its own block (:mod:`personae.store.ids`);
+        this numbering, ``max(id) + 1`` below ``2**32``, is what older files used
+        and what :meth:`Writer.new_id <personae.store.writer.Writer.new_id>` still
+        gives (until 0.4).
+
+        Raises:
+            StoreError: Block 0 of ``table`` is full.
+        """
         first = self._next_id[table]
+        if first + count > legacy_ceiling():
+            raise StoreError(
+                f"{self.path}: {table} has no legacy row ids left below 2**32; give rows "
+                "ids from their episode's block (personae.store.ids.first_id)"
+            )
         self._next_id[table] = first + count
         return first
 
@@ -222,6 +235,13 @@ class Database:
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def code_version(self, experiment_id: int) -> str | None:
+        """The personae version that began an experiment."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(ExperimentRow.code_version).where(ExperimentRow.id == experiment_id)
+            ).scalar()
 
     def find_experiment(self, config_hash: str) -> int | None:
         """The id of the experiment with this identity, if stored."""

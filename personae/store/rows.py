@@ -1,4 +1,10 @@
-"""Checking rows when they are handed to the writer, not when they are committed.
+"""Typed rows, one constructor per table, and checking them when they are handed over.
+
+An episode's rows are the frozen dataclasses below (:class:`TurnRecord`,
+:class:`LLMCallRecord`, ...), one per table; ``Record.table`` names the table and
+:meth:`Record.values` gives the column values. A sink (the store's writer, a shard
+writer, the in-memory log) takes them with ``add(record)`` and checks each one at
+hand-over, so a bad value fails the episode that made it, naming the field.
 
 A row that SQLite cannot store (a dict where text belongs, a column the
 table does not have, a string with a lone surrogate) used to fail the whole
@@ -10,16 +16,200 @@ column and the value's type.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import Float, Integer, LargeBinary, String, Text
 
 from personae.errors import StoreError
 from personae.store.schema import Base
 
-__all__ = ["check_row", "clean_text"]
+__all__ = [
+    "RECORDS",
+    "AgentRecord",
+    "LLMCallRecord",
+    "MeasurementRecord",
+    "MemoryRecord",
+    "Record",
+    "ScoreRecord",
+    "StateRecord",
+    "TurnRecord",
+    "check_row",
+    "clean_text",
+    "now",
+]
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601, the format of every timestamp column."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Record:
+    """One row of one episode table. ``episode_id`` is filled in by the sink.
+
+    Example:
+        >>> row = StateRecord(id=1, t=0, variable="stress", value=2.0, source="rule")
+        >>> row.table, row.values()["variable"]
+        ('states', 'stress')
+    """
+
+    table: ClassVar[str] = ""
+    id: int
+    episode_id: int = 0
+
+    def values(self) -> dict[str, Any]:
+        """Column name -> value, as the table stores them."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def for_episode(self, episode_id: int) -> Record:
+        """The same row, belonging to ``episode_id``."""
+        return dataclasses.replace(self, episode_id=episode_id)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AgentRecord(Record):
+    """A participant of one episode (table ``agents``)."""
+
+    table: ClassVar[str] = "agents"
+    name: str
+    role: str
+    persona_json: str
+    #: The system prompt the agent starts the episode with, as sent to the model.
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LLMCallRecord(Record):
+    """One request to the model, with its accounting (table ``llm_calls``)."""
+
+    table: ClassVar[str] = "llm_calls"
+    agent_id: int | None
+    purpose: str
+    step: int | None = None
+    model: str | None = None
+    server: str | None = None
+    seed: int | None = None
+    params_json: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    attempts: int | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    created_at: str = field(default_factory=now)
+    raw_text: str | None = None
+    raw_bytes: bytes | None = None
+    replaced_chars: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TurnRecord(Record):
+    """One utterance (table ``turns``)."""
+
+    table: ClassVar[str] = "turns"
+    session: int = 0
+    step: int
+    agent_id: int
+    visible_to: str | None = None
+    content: str
+    scripted: int = 0
+    llm_call_id: int | None = None
+    created_at: str = field(default_factory=now)
+    truncated: int = 0
+    empty: int = 0
+    cleaned: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MemoryRecord(Record):
+    """A memory event, e.g. a rolling summary (table ``memories``)."""
+
+    table: ClassVar[str] = "memories"
+    agent_id: int
+    session: int
+    step: int
+    kind: str
+    content: str
+    llm_call_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StateRecord(Record):
+    """A numeric or text observation over time (table ``states``)."""
+
+    table: ClassVar[str] = "states"
+    agent_id: int | None = None
+    session: int | None = None
+    t: int
+    variable: str
+    value: float | None = None
+    text: str | None = None
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MeasurementRecord(Record):
+    """One answer to one questionnaire item (table ``measurements``)."""
+
+    table: ClassVar[str] = "measurements"
+    agent_id: int
+    session: int | None = None
+    step: int
+    point: str
+    occasion: int
+    instrument: str
+    item: str
+    prompt_variant: int
+    option_order: str
+    position: int
+    batch: int
+    raw: str | None = None
+    value: float | None = None
+    valid: int
+    reason: str | None = None
+    llm_call_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScoreRecord(Record):
+    """A scale score of one administration (table ``scores``)."""
+
+    table: ClassVar[str] = "scores"
+    agent_id: int
+    session: int | None = None
+    step: int
+    point: str
+    occasion: int
+    instrument: str
+    level: str
+    scale: str
+    value: float | None = None
+    n_items: int
+    n_missing: int
+    band: str | None = None
+    prompt_variant: int | None = None
+    option_order: str | None = None
+    source: str
+
+
+#: The typed row of each episode table, by table name.
+RECORDS: dict[str, type[Record]] = {
+    r.table: r
+    for r in (
+        AgentRecord,
+        LLMCallRecord,
+        TurnRecord,
+        MemoryRecord,
+        StateRecord,
+        MeasurementRecord,
+        ScoreRecord,
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)

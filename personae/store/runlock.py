@@ -109,6 +109,6 @@ def _read_holder(fd: int) -> str:
 
 
 def _now() -> str:
-    from personae.store.database import now
+    from personae.store.rows import now
 
     return now()

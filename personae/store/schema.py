@@ -76,6 +76,9 @@ class AgentRow(Base):
     name: Mapped[str] = mapped_column(String, nullable=False)
     role: Mapped[str] = mapped_column(String, nullable=False)
     persona_json: Mapped[str] = mapped_column(Text, nullable=False)
+    #: The system prompt the agent started the episode with (persona card and
+    #: the scenario's rules, as sent); NULL for agents stored before 0.3.
+    system_prompt: Mapped[str | None] = mapped_column(Text)
 
 
 class LLMCallRow(Base):

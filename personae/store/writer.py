@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from personae.errors import StoreError
 from personae.store.database import Database
-from personae.store.rows import check_row, count_rows
+from personae.store.rows import Record, check_row, count_rows
 
 #: Seconds a batch waits for a locked database before its episodes are given up.
 DEFAULT_WRITE_WAIT = 1800.0
@@ -67,8 +67,8 @@ class Writer:
 
     Example:
         >>> async with Writer(db) as writer:  # doctest: +SKIP
-        ...     turn_id = writer.new_id("turns")
-        ...     writer.add("turns", {"id": turn_id, ...})
+        ...     writer.add(StateRecord(id=first_id(7) + 1, episode_id=7, t=0, variable="mood",
+        ...                            value=2.0, source="rule"))
     """
 
     def __init__(
@@ -97,20 +97,37 @@ class Writer:
         self.commits = 0
 
     def new_id(self, table: str, count: int = 1) -> int:
-        """Allocate ids for rows of ``table`` that other rows will point at."""
+        """Allocate ids outside every episode's block (the numbering of older files).
+
+        Episode sinks number their rows in the episode's own block instead
+        (:class:`~personae.engine.sink.WriterLog`, :mod:`personae.store.ids`);
+        this stays for code written against 0.2 and goes in 0.4.
+        """
         return self.db.allocate_ids(table, count)
 
-    def add(self, table: str, row: dict[str, Any]) -> None:
-        """Check one row and queue it for ``table``; never waits.
+    def add(self, row: Record | str, values: dict[str, Any] | None = None) -> None:
+        """Check one typed row and queue it; never waits.
+
+        Takes a record of :mod:`personae.store.rows` (its ``episode_id`` filled
+        in), or the older ``add("turns", {...})`` form, kept until 0.4.
 
         Raises:
-            StoreError: The row cannot be stored (see :func:`check_row`), or its
-                episode already lost rows in a failed write.
+            StoreError: The row cannot be stored (see :func:`check_row`; the
+                message names the table and the field, e.g. a dict in
+                ``states.text``), or its episode already lost rows in a failed write.
         """
-        episode_id = row.get("episode_id")
+        if isinstance(row, Record):
+            table, data = row.table, row.values()
+        elif isinstance(row, str) and isinstance(values, dict):
+            table, data = row, values
+        else:
+            raise StoreError(
+                f"Writer.add takes a typed row (personae.store.rows), not {type(row).__name__}"
+            )
+        episode_id = data.get("episode_id")
         if episode_id in self.lost:
             raise StoreError(self.lost[episode_id])
-        self._rows[table].append(check_row(table, row))
+        self._rows[table].append(check_row(table, data))
         self._pending += 1
         if self._pending >= self.batch_size:
             self._wake.set()

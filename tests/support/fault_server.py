@@ -475,6 +475,8 @@ def _completion(body: Mapping[str, Any], model: str, fault: Fault | None) -> byt
         text = ""
     elif kind == "truncated":
         words = (text.split() * (max_tokens // 4 + 2))[:max_tokens]
+        if words[-1].endswith((".", "!", "?")):  # cut mid-sentence, as max_tokens does
+            words[-1] = words[-1].rstrip(".!?") + ","
         text, finish = " ".join(words), "length"
     elif kind == "surrogate":
         text = text.replace(": ", ": \ud800 ", 1)  # early, so max_tokens cannot cut it off

@@ -156,12 +156,16 @@ def test_cohort_parameters_and_errors():
 def test_validation_lays_simulated_next_to_real_data(tmp_path):
     from personae import Experiment
     from personae.analysis.cohort import source_series, validation
-    from personae.environments.sensing import SyntheticTerm, Term
     from personae.environments.studentlife import StudentLife
+    from personae.studies.cohort.term.calendar import Term
+    from personae.studies.cohort.term.studentlife_writer import write_studentlife
+    from personae.studies.cohort.term.synthetic import SyntheticTerm
 
     db = tmp_path / "cohort.db"
     Experiment(scenario=small(days=6), replicates=1).run(db, FunctionModel(answers, record=False))
-    real = StudentLife(SyntheticTerm(6, Term(n_days=6), seed=9).to_folder(tmp_path / "real"))
+    real = StudentLife(
+        write_studentlife(SyntheticTerm(6, Term(n_days=6), seed=9), tmp_path / "real")
+    )
     series = source_series(real)
     assert {"feature:sleep_minutes", "ema_stress", "ema_sleep"} <= set(series["variable"])
     correlations, distributions = validation(db, real)

@@ -187,6 +187,15 @@ def test_grid_parameters_apply_and_unknown_ones_are_named(dialogue):
         dialogue.with_params({"Sam.big_five.N": 9})
 
 
+def test_a_misspelt_parameter_gets_a_suggestion_and_the_whole_list(dialogue):
+    with pytest.raises(ConfigError) as caught:
+        dialogue.with_params({"client.bigfive.N": 2})
+    message = str(caught.value)
+    assert "Did you mean 'client.big_five.N'?" in message
+    assert "max_turns" in message and "temperature" in message and "style" in message
+    assert "..." not in message
+
+
 async def test_round_robin_with_explicit_order():
     sc = Scenario(name="o", agents=trio(), turns=RoundRobin(order=("Cat", "Bob")), max_turns=4)
     result = await Episode(sc, FunctionModel.echo(), seed=1).run()
@@ -196,3 +205,26 @@ async def test_round_robin_with_explicit_order():
 def test_opening_speaker_must_take_part(pair):
     with pytest.raises(Exception, match="opening speaker"):
         Scenario(name="x", agents=pair, opening=Opening(speaker="Zed", text="hi"))
+
+
+async def test_the_episode_offers_probes_the_declared_surface_and_measures_fit_it(dialogue):
+    from personae import Judge, Questionnaire
+    from personae.engine import Measure, ProbeContext
+    from personae.measures.stance import Stance
+
+    episode = Episode(dialogue, FunctionModel.echo(), seed=1)
+    assert isinstance(episode, ProbeContext)
+    measures = [
+        Questionnaire(instrument="gad-7", who="client"),
+        Judge(who="client"),
+        Stance("Cats are better than dogs."),
+        lambda episode, point: None,
+    ]
+    assert all(isinstance(m, Measure) for m in measures)
+    # the optional parts are found and used: a measure's check refuses a scenario
+    with pytest.raises(ValueError, match="Kim"):
+        Scenario(
+            name="x",
+            agents=dialogue.agents,
+            probes=(Probe(Questionnaire(instrument="gad-7", who="Kim"), at="end"),),
+        )

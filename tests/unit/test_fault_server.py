@@ -23,8 +23,9 @@ import pytest
 import pytest_asyncio
 
 from personae.errors import ModelError, ModelUnreachable
-from personae.llm.base import Message
+from personae.llm.base import Message, Sampling
 from personae.llm.openai import OpenAIChatModel, check_reachable
+from personae.llm.structured import Choice
 from tests.support.fault_process import start_process
 from tests.support.fault_server import (
     DEFAULT_MODEL,
@@ -87,9 +88,9 @@ async def test_personae_client_gets_deterministic_replies(
     fresh: FaultServer, model: OpenAIChatModel
 ) -> None:
     assert await check_reachable(fresh.base_url, DEFAULT_MODEL) == [DEFAULT_MODEL]
-    first = await model.complete(HELLO, seed=7)
-    again = await model.complete(HELLO, seed=7)
-    other = await model.complete(HELLO, seed=8)
+    first = await model.complete(HELLO, Sampling(seed=7))
+    again = await model.complete(HELLO, Sampling(seed=7))
+    other = await model.complete(HELLO, Sampling(seed=8))
     assert first.text == again.text == reply_text(HELLO, 7)
     assert other.text != first.text
     assert first.server == "vllm fault-0"
@@ -99,9 +100,7 @@ async def test_personae_client_gets_deterministic_replies(
 
 
 async def test_choice_constraints_are_answered_from_the_choices(model: OpenAIChatModel) -> None:
-    reply = await model.complete(
-        HELLO, seed=1, response_format={"type": "choice", "choices": ["yes", "no"]}
-    )
+    reply = await model.complete(HELLO, Sampling(seed=1, response_format=Choice(["yes", "no"])))
     assert reply.text in {"yes", "no"}
 
 
@@ -174,7 +173,7 @@ async def test_content_faults_shape_the_reply(
     fresh: FaultServer, model: OpenAIChatModel, fault: Fault, check
 ) -> None:
     fresh.configure(faults=[fault])
-    reply = await model.complete(HELLO, max_tokens=12)
+    reply = await model.complete(HELLO, Sampling(max_tokens=12))
     assert check(reply), reply
 
 
@@ -217,7 +216,7 @@ async def test_a_hang_outlasts_the_client_timeout(fresh: FaultServer) -> None:
 async def test_a_timed_hang_answers_late(fresh: FaultServer, model: OpenAIChatModel) -> None:
     fresh.configure(faults=[Fault("hang", seconds=0.4)])
     started = time.monotonic()
-    reply = await model.complete(HELLO, seed=2)
+    reply = await model.complete(HELLO, Sampling(seed=2))
     assert time.monotonic() - started >= 0.4
     assert reply.text == reply_text(HELLO, 2)
 
@@ -226,7 +225,7 @@ async def test_the_strict_mode_refuses_vllm_parameters(
     fresh: FaultServer, model: OpenAIChatModel
 ) -> None:
     fresh.configure(strict=True)
-    assert (await model.complete(HELLO, seed=1)).text
+    assert (await model.complete(HELLO, Sampling(seed=1))).text
     with pytest.raises(ModelError, match=r"HTTP 400.*structured_outputs") as caught:
         await model.complete(HELLO, response_format={"type": "choice", "choices": ["a", "b"]})
     assert not caught.value.retryable

@@ -26,8 +26,8 @@ from personae.seeds import derive_seed
 #: experiments stored under the old identity will not be resumed.
 PINNED = {
     (3, 11): {
-        "counseling": "30f1967794defe9bb5a3da79",
-        "drift": "7ac2f2e8d4c2e32358aaa1cc",
+        "counseling": "7465a7895c369ce59d87a431",
+        "drift": "b289bf6bbeeef44708bfa32b",
         "debate": "5f0d015cf0b56323d9eee4d8",
         "group": "bc4bf5eba851b36da6b9e19f",
         "student-cohort": "466d774d980abeb50133d772",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 
 import pytest
 
-from personae.errors import ModelError
-from personae.llm.base import ChatModel, Completion, Message
+from personae.errors import ConfigError, ModelError
+from personae.llm import base
+from personae.llm.base import ChatModel, Choice, Completion, JsonSchema, Message, Sampling
 from personae.llm.fake import FunctionModel, RecordedCall, ScriptedModel, ScriptExhausted
 
 
@@ -62,34 +64,78 @@ async def test_scripted_exceptions_and_completions_are_replayed_as_given() -> No
 async def test_calls_are_recorded_with_every_argument() -> None:
     model = ScriptedModel(["ok"])
     messages = chat("What brings you in?")
-
-    await model.complete(
-        messages,
+    sampling = Sampling(
         max_tokens=64,
         temperature=0.3,
         top_p=0.9,
         seed=11,
         stop=["\n"],
-        response_format={"type": "choice", "choices": ["yes", "no"]},
+        response_format=Choice(["yes", "no"]),
+        extensions={"logprobs": 2},
     )
+
+    await model.complete(messages, sampling)
 
     (call,) = model.calls
-    assert call == RecordedCall(
-        messages=chat("What brings you in?"),
-        max_tokens=64,
-        temperature=0.3,
-        top_p=0.9,
-        seed=11,
-        stop=["\n"],
-        response_format={"type": "choice", "choices": ["yes", "no"]},
-    )
+    assert call == RecordedCall(messages=chat("What brings you in?"), sampling=sampling)
+    assert call.sampling is sampling
+    assert (call.max_tokens, call.temperature, call.top_p, call.seed) == (64, 0.3, 0.9, 11)
+    assert call.stop == ["\n"]
+    assert call.extensions == {"logprobs": 2}
+    assert call.sampling.response_format == Choice(["yes", "no"])
     assert call.last_content == "What brings you in?"
+
+
+async def test_the_constraint_is_also_readable_in_its_personae_0_2_dict_form() -> None:
+    model = FunctionModel(lambda messages, call: "{}")
+    schema = {"type": "object", "properties": {"mood": {"type": "integer"}}}
+
+    await model.complete(chat("a"), Sampling(response_format=Choice([1, 2])))
+    await model.complete(chat("b"), Sampling(response_format=JsonSchema(schema)))
+    await model.complete(chat("c"))
+
+    forms = [call.response_format for call in model.calls]
+    assert forms == [
+        {"type": "choice", "choices": ["1", "2"]},
+        {"type": "json", "schema": schema},
+        None,
+    ]
+
+
+async def test_the_personae_0_2_keyword_form_still_works_and_warns_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base, "_WARNED", set())
+    model = ScriptedModel(["ok", "again"])
+
+    with pytest.warns(DeprecationWarning, match=r"ScriptedModel\.complete.*Sampling"):
+        await model.complete(
+            chat("x"),
+            max_tokens=64,
+            seed=11,
+            stop=["\n"],
+            response_format={"type": "choice", "choices": ["yes", "no"]},
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        await model.complete(chat("y"), seed=12)  # warned once already
+
+    first, second = model.calls
+    assert first.sampling == Sampling(
+        max_tokens=64, seed=11, stop=["\n"], response_format=Choice(["yes", "no"])
+    )
+    assert first.response_format == {"type": "choice", "choices": ["yes", "no"]}
+    assert second.seed == 12
+    with pytest.raises(TypeError, match="temprature"):
+        await model.complete(chat("z"), temprature=0.2)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="max_tokens"):
+        await model.complete(chat("z"), max_tokens=0)
 
 
 async def test_recorded_messages_do_not_change_when_the_caller_mutates_its_list() -> None:
     model = FunctionModel.echo()
     messages = chat("one")
-    await model.complete(messages, seed=1)
+    await model.complete(messages, Sampling(seed=1))
 
     messages.append({"role": "assistant", "content": "two"})
     messages[0]["content"] = "edited"
@@ -100,7 +146,7 @@ async def test_recorded_messages_do_not_change_when_the_caller_mutates_its_list(
 async def test_completion_carries_seed_params_and_word_token_counts() -> None:
     model = ScriptedModel(["I have been sleeping badly"])
 
-    reply = await model.complete(chat("How are you doing"), seed=5, max_tokens=32)
+    reply = await model.complete(chat("How are you doing"), Sampling(seed=5, max_tokens=32))
 
     assert reply.text == "I have been sleeping badly"
     assert reply.model == "scripted"
@@ -114,8 +160,8 @@ async def test_completion_carries_seed_params_and_word_token_counts() -> None:
 async def test_echo_reply_is_deterministic_in_the_seed() -> None:
     model = FunctionModel.echo()
 
-    assert (await model.complete(chat("x"), seed=42)).text == "reply 42"
-    assert (await model.complete(chat("y"), seed=42)).text == "reply 42"
+    assert (await model.complete(chat("x"), Sampling(seed=42))).text == "reply 42"
+    assert (await model.complete(chat("y"), Sampling(seed=42))).text == "reply 42"
     assert (await model.complete(chat("z"))).text == "reply None"
     assert [call.seed for call in model.calls] == [42, 42, None]
 
@@ -155,7 +201,9 @@ async def test_latency_is_an_asyncio_sleep_so_calls_overlap() -> None:
     model = FunctionModel.echo(latency=0.05)
     started = time.perf_counter()
 
-    replies = await asyncio.gather(*(model.complete(chat("x"), seed=i) for i in range(20)))
+    replies = await asyncio.gather(
+        *(model.complete(chat("x"), Sampling(seed=i)) for i in range(20))
+    )
 
     elapsed = time.perf_counter() - started
     assert [r.text for r in replies] == [f"reply {i}" for i in range(20)]
@@ -172,7 +220,7 @@ async def test_calls_after_aclose_are_an_error() -> None:
 async def test_recording_can_be_turned_off_but_calls_are_still_counted() -> None:
     model = FunctionModel.echo(record=False)
     for seed in range(3):
-        await model.complete(chat("x"), seed=seed)
+        await model.complete(chat("x"), Sampling(seed=seed))
     assert model.calls == []
     assert model.call_count == 3
 
@@ -183,7 +231,7 @@ async def test_zero_latency_fake_is_fast_enough_for_benchmarks() -> None:
     turns = 3000
     started = time.perf_counter()
     for turn in range(turns):
-        reply = await model.complete(history, seed=turn)
+        reply = await model.complete(history, Sampling(seed=turn))
         history.append({"role": "assistant", "content": reply.text})
         if len(history) > 40:  # a bounded window, like an agent with memory limits
             del history[1:3]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from personae.errors import ConfigError, ModelError, ModelTimeout, ModelUnreachable
-from personae.llm.base import ChatModel, Completion, Message
+from personae.llm.base import ChatModel, Completion, Message, Sampling
 from personae.llm.fake import FunctionModel, RecordedCall, ScriptedModel
 from personae.llm.openai import OpenAIChatModel
 from personae.llm.wrappers import (
@@ -43,7 +43,7 @@ async def test_retryable_errors_are_retried_until_success() -> None:
     inner = flaky(2, ModelError("HTTP 503", retryable=True))
     model = RetryingModel(inner, attempts=5, base_delay=0.001, jitter=False)
 
-    reply = await model.complete(HELLO, seed=3)
+    reply = await model.complete(HELLO, Sampling(seed=3))
 
     assert reply.text == "recovered"
     assert reply.attempts == 3
@@ -70,6 +70,7 @@ async def test_giving_up_says_how_many_attempts_were_made_and_keeps_the_class() 
 
     assert "gave up after 4 attempts" in str(caught.value)
     assert "HTTP 500 from http://x/v1" in str(caught.value)
+    assert caught.value.status == 500 and caught.value.retryable
     assert inner.call_count == 4
     assert isinstance(caught.value.__cause__, ModelError)
 
@@ -210,7 +211,7 @@ async def test_concurrency_bound_is_never_exceeded() -> None:
 
     model = ConcurrencyLimitedModel(FunctionModel(slow_reply), max_in_flight=8)
 
-    replies = await asyncio.gather(*(model.complete(HELLO, seed=i) for i in range(50)))
+    replies = await asyncio.gather(*(model.complete(HELLO, Sampling(seed=i)) for i in range(50)))
 
     assert [r.text for r in replies] == [f"reply {i}" for i in range(50)]
     assert most_seen == 8
@@ -298,7 +299,7 @@ async def test_accounting_totals_calls_errors_tokens_and_attempts() -> None:
 
 async def test_accounting_under_many_concurrent_calls() -> None:
     model = AccountingModel(FunctionModel.echo(latency=0.001))
-    await asyncio.gather(*(model.complete(HELLO, seed=i) for i in range(200)))
+    await asyncio.gather(*(model.complete(HELLO, Sampling(seed=i)) for i in range(200)))
     usage = model.snapshot()
     assert usage.calls == 200
     assert usage.prompt_tokens == 200 * 2  # "hello there"

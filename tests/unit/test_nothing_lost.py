@@ -335,6 +335,10 @@ def test_replies_are_never_rewritten_to_dots(four, tmp_path):
     assert (stage[0], stage[2], stage[3]) == ("", 1, '["(smiles)"]')
     assert (empty[0], empty[2], empty[3]) == ("", 1, None)
     assert truncated[1] == 1
+    # a cut reply ends at its last complete sentence; the unfinished tail is in turns.cleaned
+    content, raw, cleaned = truncated[0], truncated[4], json.loads(truncated[3])
+    assert raw.startswith(content) and content.rstrip().endswith((".", "!", "?"))
+    assert cleaned == [raw[len(content) :].strip()] and cleaned[0]
     surrogate = rows(db, "SELECT raw_text, raw_bytes, replaced_chars FROM llm_calls")
     hits = [r for r in surrogate if r[2]]
     assert len(hits) == 1 and "\ufffd" in hits[0][0] and b"\xed\xa0\x80" in hits[0][1]

@@ -14,8 +14,15 @@ import httpx
 import pytest
 
 from personae.errors import ConfigError, ModelError, ModelUnreachable
-from personae.llm.base import Message
-from personae.llm.openai import OpenAIChatModel, check_reachable, list_models
+from personae.llm.base import Choice, Grammar, JsonSchema, Message, Regex, Sampling
+from personae.llm.openai import (
+    OpenAIChatModel,
+    check_reachable,
+    list_models,
+    request_fields,
+    sdk_arguments,
+    split_response_format,
+)
 from personae.llm.wrappers import RetryingModel
 
 BASE_URL = "http://testserver/v1"
@@ -85,7 +92,7 @@ async def test_a_completion_carries_text_usage_seed_params_and_server() -> None:
     model = model_for(server)
 
     reply = await model.complete(
-        HELLO, max_tokens=40, temperature=0.2, top_p=0.95, seed=1234, stop=["\nSam:"]
+        HELLO, Sampling(max_tokens=40, temperature=0.2, top_p=0.95, seed=1234, stop=["\nSam:"])
     )
 
     assert reply.text == "Fine, thanks."
@@ -109,7 +116,9 @@ async def test_the_request_body_carries_the_seed_and_sampling_params() -> None:
     server = FakeServer(ok())
     model = model_for(server)
 
-    await model.complete(HELLO, max_tokens=40, temperature=0.2, top_p=0.95, seed=1234, stop=["x"])
+    await model.complete(
+        HELLO, Sampling(max_tokens=40, temperature=0.2, top_p=0.95, seed=1234, stop=["x"])
+    )
 
     (request,) = server.requests
     assert request.method == "POST"
@@ -150,7 +159,7 @@ async def test_a_500_then_a_200_succeeds_through_the_retry_wrapper() -> None:
     )
     model = RetryingModel(model_for(server), base_delay=0.001)
 
-    reply = await model.complete(HELLO, seed=9)
+    reply = await model.complete(HELLO, Sampling(seed=9))
 
     assert reply.text == "Fine, thanks."
     assert reply.attempts == 2
@@ -179,7 +188,7 @@ async def test_a_400_is_not_retried_and_names_the_server_text() -> None:
     model = RetryingModel(model_for(server), base_delay=0.001)
 
     with pytest.raises(ModelError) as caught:
-        await model.complete(HELLO, max_tokens=99999)
+        await model.complete(HELLO, Sampling(max_tokens=99999))
 
     assert not caught.value.retryable
     assert not isinstance(caught.value, ModelUnreachable)
@@ -261,7 +270,7 @@ async def test_a_choice_constraint_is_sent_as_vllm_structured_outputs() -> None:
     server = FakeServer(ok("yes"))
 
     reply = await model_for(server).complete(
-        HELLO, response_format={"type": "choice", "choices": ["yes", "no"]}
+        HELLO, Sampling(response_format={"type": "choice", "choices": ["yes", "no"]})
     )
 
     (body,) = server.bodies
@@ -270,9 +279,25 @@ async def test_a_choice_constraint_is_sent_as_vllm_structured_outputs() -> None:
     assert reply.params["structured_outputs"] == {"choice": ["yes", "no"]}
 
 
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}}
+
+
 @pytest.mark.parametrize(
     ("response_format", "field", "sent"),
     [
+        (Choice(["a", "b"]), "structured_outputs", {"choice": ["a", "b"]}),
+        (Regex("[1-5]"), "structured_outputs", {"regex": "[1-5]"}),
+        (Grammar("root ::= 'a'"), "structured_outputs", {"grammar": "root ::= 'a'"}),
+        (
+            JsonSchema(SCHEMA, name="answer", strict=True),
+            "response_format",
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True},
+            },
+        ),
+        (JsonSchema(None), "response_format", {"type": "json_object"}),
+        # The personae 0.2 dict shapes, converted to the typed form first:
         ({"type": "json_object"}, "response_format", {"type": "json_object"}),
         (
             {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}},
@@ -281,8 +306,11 @@ async def test_a_choice_constraint_is_sent_as_vllm_structured_outputs() -> None:
         ),
         (
             {"type": "json", "schema": {"type": "integer"}},
-            "structured_outputs",
-            {"json": {"type": "integer"}},
+            "response_format",
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": {"type": "integer"}},
+            },
         ),
         ({"type": "regex", "pattern": "[1-5]"}, "structured_outputs", {"regex": "[1-5]"}),
         (
@@ -291,20 +319,85 @@ async def test_a_choice_constraint_is_sent_as_vllm_structured_outputs() -> None:
             {"grammar": "root ::= 'a'"},
         ),
     ],
-    ids=["json_object", "openai-json_schema", "vllm-json", "regex", "raw"],
+    ids=[
+        "choice",
+        "regex",
+        "grammar",
+        "json-schema",
+        "json-mode",
+        "dict-json_object",
+        "dict-openai-json_schema",
+        "dict-vllm-json",
+        "dict-regex",
+        "dict-raw",
+    ],
 )
 async def test_response_formats_go_to_the_field_the_server_expects(
-    response_format: dict[str, Any], field: str, sent: dict[str, Any]
+    response_format: Any, field: str, sent: dict[str, Any]
 ) -> None:
     server = FakeServer(ok("{}"))
-    await model_for(server).complete(HELLO, response_format=response_format)
-    assert server.bodies[0][field] == sent
+    reply = await model_for(server).complete(HELLO, Sampling(response_format=response_format))
+    (body,) = server.bodies
+    assert body[field] == sent
+    other = {"response_format", "structured_outputs"} - {field}
+    assert not other & set(body)
+    assert reply.params[field] == sent
+
+
+def test_the_personae_0_2_helper_still_splits_a_constraint() -> None:
+    assert split_response_format({"type": "choice", "choices": ["a"]}) == (None, {"choice": ["a"]})
+    assert split_response_format(JsonSchema(None)) == ({"type": "json_object"}, None)
+
+
+async def test_extra_body_extensions_reach_the_server_and_the_record() -> None:
+    server = FakeServer(ok())
+    sampling = Sampling(seed=3, extensions={"extra_body": {"top_k": 20}, "unknown": 1})
+
+    reply = await model_for(server).complete(HELLO, sampling)
+
+    (body,) = server.bodies
+    assert body["top_k"] == 20
+    assert "unknown" not in body and "extensions" not in body
+    assert reply.params["top_k"] == 20
+    assert sdk_arguments(sampling)["extra_body"] == {"top_k": 20}
+
+
+async def test_the_logprobs_extension_asks_for_them_and_returns_them() -> None:
+    content = [{"token": "Fine", "logprob": -0.1, "top_logprobs": []}]
+    server = FakeServer(
+        ok(
+            choices=[
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Fine"},
+                    "finish_reason": "stop",
+                    "logprobs": {"content": content},
+                }
+            ]
+        )
+    )
+
+    reply = await model_for(server).complete(HELLO, Sampling(extensions={"logprobs": 0}))
+
+    (body,) = server.bodies
+    assert (body["logprobs"], body["top_logprobs"]) == (True, 0)
+    assert reply.extensions == {"logprobs": content}
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [{"logprobs": -1}, {"logprobs": True}, {"extra_body": {"model": "x"}}, {"extra_body": 3}],
+    ids=str,
+)
+def test_malformed_extensions_are_refused_before_any_request(extensions: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        request_fields(Sampling(extensions=extensions))
 
 
 async def test_a_choice_without_choices_fails_before_any_request() -> None:
     server = FakeServer(ok())
     with pytest.raises(ConfigError, match="choices"):
-        await model_for(server).complete(HELLO, response_format={"type": "choice"})
+        await model_for(server).complete(HELLO, Sampling(response_format={"type": "choice"}))
     assert server.requests == []
 
 

@@ -26,6 +26,7 @@ from personae.environments.sensing import (
 )
 from personae.environments.studentlife import StudentLife
 from personae.errors import ConfigError
+from personae.studies.cohort.term.studentlife_writer import write_studentlife
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +252,7 @@ def test_surveys_reflect_traits_and_the_term(term: SyntheticTerm):
 
 def test_to_folder_round_trip(tmp_path: Path):
     source = SyntheticTerm(n_students=3, term=Term(n_days=14), seed=2)
-    dataset = source.to_folder(tmp_path)
+    dataset = write_studentlife(source, tmp_path)
     assert dataset == tmp_path / "dataset" and (dataset / "README_SYNTHETIC.txt").is_file()
     loaded = StudentLife(tmp_path, term=source.term)
     assert loaded.students() == source.students()

