@@ -472,13 +472,13 @@ def bench(
 @app.command()
 def demo(
     db: Annotated[Path, typer.Option(help="SQLite file to write.")] = Path("runs/demo.db"),
-    replicates: Annotated[int, typer.Option(min=1, help="Episodes per client profile.")] = 4,
+    replicates: Annotated[int, typer.Option(min=1, help="Episodes per temperature.")] = 4,
     base_url: Annotated[str | None, typer.Option(help="Server to use (default: embedded).")] = None,
 ) -> None:
-    """Run the counseling demo (client Maya vs James) and show what landed in SQLite.
+    """Run the counseling demo (sampling temperature 0.2 vs 0.8) and show what landed in SQLite.
 
-    The headline query compares what the two clients talk about; see
-    personae.demo for why this, and not reply style, is the demo's contrast.
+    The headline query compares how often replies repeat an earlier line of their
+    conversation; see personae.demo for why this is the demo's contrast.
     """
     from personae.demo import run_demo
 

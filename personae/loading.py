@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from personae.engine.scenario import ScenarioBase, format_validation_error
 from personae.errors import ConfigError, ScenarioFileError
 from personae.runner.experiment import Experiment
-from personae.engine.scenario import ScenarioBase, format_validation_error
 
 
 def load_target(target: str) -> Experiment | ScenarioBase:

@@ -45,7 +45,7 @@ def format_cue(cue: str) -> str:
 
 
 #: The end of a sentence: . ! ? or an ellipsis, closing quotes or brackets, then a space or the end.
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
+_SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*(?=\\s|$)")
 _STAGE_DIRECTION = re.compile(r"^\s*(\([^()]{0,300}\)|\[[^\[\]]{0,300}\])\s*")
 
 

@@ -48,6 +48,10 @@ GRID_FIELDS = (
 )
 
 
+#: Compiled graphs of the framework's loops, by the ``graph`` method that builds them.
+_COMPILED: dict[Any, Any] = {}
+
+
 class Opening(BaseModel):
     """A scripted first line that starts every session."""
 
@@ -322,8 +326,20 @@ class ScenarioBase(BaseModel):
 
     @cached_property
     def compiled(self) -> Any:
-        """The compiled graph, built once and shared by every episode."""
-        return self.graph().compile()
+        """The compiled graph, shared by every episode.
+
+        The framework's loops (the conversation, the cohort's day) build the same
+        graph for every scenario of a class (the scenario is read at run time,
+        from the episode), so it is compiled once per class; a ``graph()``
+        written outside personae is compiled once per scenario.
+        """
+        build = type(self).graph
+        if not build.__module__.startswith("personae."):
+            return self.graph().compile()
+        compiled = _COMPILED.get(build)
+        if compiled is None:
+            compiled = _COMPILED[build] = self.graph().compile()
+        return compiled
 
 
 class Scenario(ScenarioBase):

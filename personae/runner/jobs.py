@@ -111,11 +111,13 @@ class ModelEndpoint:
     @classmethod
     def of(cls, model: ChatModel) -> ModelEndpoint:
         """The endpoint a model object talks to (``"in-process"`` for fakes and custom models)."""
-        from personae.llm.openai import OpenAIChatModel
         from personae.llm.wrappers import find_layer
 
-        client = find_layer(model, OpenAIChatModel)
         name = getattr(model, "name", None)
+        openai = sys.modules.get("personae.llm.openai")  # not imported: no model is its client
+        if openai is None:
+            return cls("in-process", name)
+        client = find_layer(model, openai.OpenAIChatModel)
         if client is not None:
             return cls("openai", name, client.base_url)
         return cls("in-process", name)

@@ -48,6 +48,16 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+_COLUMNS: dict[type, tuple[str, ...]] = {}
+
+
+def _columns_of(kind: type[Record]) -> tuple[str, ...]:
+    names = _COLUMNS.get(kind)
+    if names is None:
+        names = _COLUMNS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Record:
     """One row of one episode table. ``episode_id`` is filled in by the sink.
@@ -64,10 +74,12 @@ class Record:
 
     def values(self) -> dict[str, Any]:
         """Column name -> value, as the table stores them."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in _columns_of(type(self))}
 
     def for_episode(self, episode_id: int) -> Record:
         """The same row, belonging to ``episode_id``."""
+        if self.episode_id == episode_id:
+            return self
         return dataclasses.replace(self, episode_id=episode_id)
 
 

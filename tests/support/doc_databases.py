@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from personae import Experiment, FunctionModel, Judge, Message, Probe
+from personae.demo import demo_experiment
 from personae.llm.fake import RecordedCall
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,13 +93,7 @@ def _experiments() -> dict[str, Experiment]:
     mentoring = runpy.run_path(str(ROOT / "examples" / "mentoring.py"))
     return {
         # personae demo
-        "demo": Experiment(
-            scenario=counseling(max_turns=10, min_turns=6),
-            grid={"client.style": ["reserved", "verbose"]},
-            replicates=2,
-            seed=7,
-            name="counseling-demo",
-        ),
+        "demo": demo_experiment(replicates=2),
         # README: counseling with the probes it shows
         "counseling": Experiment(
             scenario=counseling(sessions=2).model_copy(update={"probes": readme_probes}),

@@ -54,10 +54,14 @@ def in_folder(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MPLBACKEND", "Agg")
     from personae import studies
     from personae.llm import backends
+    from personae.measures import instruments
 
     monkeypatch.setattr(backends, "connected_model", doc_databases.fake_connection)
-    # An example adds a report section; the other tests keep the default list.
+    # An example adds a report section, another registers an instrument; the other
+    # tests keep the defaults.
     monkeypatch.setattr(studies, "SECTIONS", list(studies.SECTIONS))
+    monkeypatch.setattr(instruments, "_REGISTERED", dict(instruments._REGISTERED))
+    monkeypatch.setattr(instruments, "_SCORERS", dict(instruments._SCORERS))
     return folder
 
 

@@ -4,6 +4,7 @@ help that uses the terminal, and a demo whose headline query runs on the real sc
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import tomllib
 import warnings
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from personae import FunctionModel
 from personae.cli import app
-from personae.demo import HEADLINE, MODEL_NOTE, demo_experiment
+from personae.demo import HEADLINE, MODEL_NOTE, TEMPERATURES, compare, demo_experiment
 from personae.errors import ModelError
 from personae.llm.base import Sampling
 from personae.llm.openai import OpenAIChatModel, list_models
@@ -72,27 +73,35 @@ def test_help_paragraphs_use_the_terminal_width() -> None:
     assert "3 some episodes failed (the rest are kept" in result.output
 
 
-def _client_reply(messages, call) -> str:
-    system = messages[0]["content"]
-    if "You are Maya" in system:
-        return "I failed my chemistry midterm and I can't sleep."
-    if "You are James" in system:
-        return "Since the separation I drink most evenings."
-    return "What brings you in?"
+_calls = itertools.count()
 
 
-def test_demo_headline_query_tells_the_profiles_apart(tmp_path: Path) -> None:
+def _loops_when_cold(messages, call) -> str:
+    """The small model's measured habit: at a low temperature it says one line over and over."""
+    if call.temperature < 0.5:
+        return "I'm glad you're here."
+    return f"Something new, call {next(_calls)}."
+
+
+def test_demo_headline_query_tells_the_temperatures_apart(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    experiment = demo_experiment(replicates=1)
-    summary = asyncio.run(experiment.arun(db, FunctionModel(_client_reply), progress=False))
-    assert summary.complete == 2
+    experiment = demo_experiment(replicates=2)
+    summary = asyncio.run(experiment.arun(db, FunctionModel(_loops_when_cold), progress=False))
+    assert summary.complete == 4
     con = sqlite3.connect(db)
     try:
         cursor = con.execute(HEADLINE)
         columns = [c[0] for c in cursor.description]
-        rows = {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
-    assert rows["maya"]["share_on_school"] == 1.0 and rows["maya"]["share_on_break_up"] == 0.0
-    assert rows["james"]["share_on_school"] == 0.0 and rows["james"]["share_on_break_up"] == 1.0
+    # Ten utterances: the scripted opening, then nine replies; at 0.2 all but the first
+    # repeat an earlier line, at 0.8 none does.
+    assert [row["temperature"] for row in rows] == list(TEMPERATURES) == [0.2, 0.8]
+    cold, default = rows
+    assert (cold["episodes"], cold["replies"]) == (2, 18)
+    assert (cold["share_repeated"], cold["lowest"], cold["highest"]) == (0.89, 0.89, 0.89)
+    assert (default["share_repeated"], default["lowest"], default["highest"]) == (0.0, 0.0, 0.0)
+    assert compare(db).startswith("0.2 vs 0.8: difference 0.89 (95% CI 0.89 to 0.89")
+    assert "2 vs 2 conversations" in compare(db)
     assert "--base-url" in MODEL_NOTE
