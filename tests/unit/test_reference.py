@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import inspect
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,9 +29,16 @@ def _generator() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    # In a fresh process, as `make reference` runs it: the docstrings, not what
+    # earlier tests of this session changed in the imported modules.
     out = tmp_path_factory.mktemp("reference")
-    written = _generator().write(out)
-    return {path.name: path.read_text() for path in written}
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reference.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return {path.name: path.read_text() for path in out.glob("*.md")}
 
 
 def _section(text: str, heading_suffix: str) -> str:
