@@ -19,9 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from personae.analysis.frames import read_sql
-from personae.report.html import html_table
-from personae.report.html import paragraph as _p
-from personae.report.html import subheading as _h3
+from personae.report.html import html_table, paragraph, subheading
 
 __all__ = ["conversation_frame", "conversation_section", "replies"]
 
@@ -125,7 +123,7 @@ def conversation_section(db: Path) -> str | None:
     if by_condition.is_empty():
         return None
     parts = [
-        _p(
+        paragraph(
             "Model-written replies of complete episodes (scripted lines such as an opening are "
             "not counted). Length in characters of the stored text and in completion tokens; "
             "truncated = cut by the scenario's max_tokens (turns.truncated), empty = nothing "
@@ -133,13 +131,13 @@ def conversation_section(db: Path) -> str | None:
             "experiment."
         ),
         html_table(by_condition),
-        _h3("By role"),
+        subheading("By role"),
         html_table(conversation_frame(db, by=("role",))),
     ]
     cut = int(by_condition["truncated"].sum())
     if cut:
         parts.append(
-            _p(
+            paragraph(
                 f"{cut} of {int(by_condition['replies'].sum())} replies were cut by max_tokens. "
                 "Read them with: SELECT episode_id, speaker, text FROM transcript WHERE "
                 "truncated = 1; raise the scenario's max_tokens (or ask for shorter replies) "

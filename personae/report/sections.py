@@ -16,9 +16,7 @@ import polars as pl
 from personae.analysis import agreement, drift
 from personae.analysis.frames import read_sql
 from personae.report.conversation import conversation_section
-from personae.report.html import Section, figure_html, html_table
-from personae.report.html import paragraph as _p
-from personae.report.html import subheading as _h3
+from personae.report.html import Section, figure_html, html_table, paragraph, subheading
 
 
 def experiments_section(db: Path) -> str | None:
@@ -32,7 +30,7 @@ def experiments_section(db: Path) -> str | None:
         "GROUP BY x.id ORDER BY x.id",
     )
     if experiments.is_empty():
-        return _p("No experiment has been run into this database yet.")
+        return paragraph("No experiment has been run into this database yet.")
     grid = read_sql(
         db,
         "SELECT experiment_id, param_index, params_json AS params, COUNT(*) AS episodes, "
@@ -41,8 +39,8 @@ def experiments_section(db: Path) -> str | None:
     )
     return (
         html_table(experiments)
-        + _h3("Parameter sets")
-        + _p("Episodes per parameter set; only complete episodes enter the analyses below.")
+        + subheading("Parameter sets")
+        + paragraph("Episodes per parameter set; only complete episodes enter the analyses below.")
         + html_table(grid)
     )
 
@@ -55,7 +53,7 @@ def trait_drift_section(db: Path) -> str | None:
     from personae.analysis import plots
 
     parts = [
-        _p(
+        paragraph(
             f"{scores.height} scale scores from {scores['episode_id'].n_unique()} "
             "complete episodes; forms of one administration are averaged."
         )
@@ -75,8 +73,8 @@ def trait_drift_section(db: Path) -> str | None:
     not_facets = pl.col("level") != "facet"
     summary = drift.drift_summary(scores, instrument=None, level=None, source=None)
     parts += [
-        _h3("Change per persona"),
-        _p(
+        subheading("Change per persona"),
+        paragraph(
             "Baseline = first occasion, last = last occasion, per persona (agent x parameter "
             "set); the 95% CI of the mean change is a Student t interval over its replicates. "
             "Reference = where the SD and reliability of the reliable change index come from: "
@@ -90,16 +88,18 @@ def trait_drift_section(db: Path) -> str | None:
     ]
     retest = agreement.test_retest(scores, instrument=None, level=None, source=None)
     parts += [
-        _h3("Test-retest"),
-        _p("Pearson r across respondents between the baseline and each one's last occasion."),
+        subheading("Test-retest"),
+        paragraph(
+            "Pearson r across respondents between the baseline and each one's last occasion."
+        ),
         html_table(retest.filter(not_facets).drop("first", "second")),
     ]
     icc = agreement.icc_across_replicates(
         scores, instrument=None, level=None, source=None, types=["ICC1"]
     ).filter(not_facets)
     parts += [
-        _h3("Agreement across replicates (ICC1 per occasion)"),
-        _p(
+        subheading("Agreement across replicates (ICC1 per occasion)"),
+        paragraph(
             "Targets: personas (agent x parameter set); raters: replicates; one-way ICC(1,1) "
             "of a single replicate. drift.icc_across_replicates gives every type with its "
             "95% CI."
@@ -108,7 +108,7 @@ def trait_drift_section(db: Path) -> str | None:
     ]
     if not agreement.target_pairs(scores).is_empty():
         parts += [
-            _h3("Target vs measured (convergent validity)"),
+            subheading("Target vs measured (convergent validity)"),
             figure_html(
                 plots.plot_target_vs_measured(scores),
                 "persona target vs measured",
@@ -118,8 +118,10 @@ def trait_drift_section(db: Path) -> str | None:
         ]
     if not agreement.self_judge_pairs(scores).is_empty():
         parts += [
-            _h3("Self-report vs judged behaviour"),
-            _p("Questionnaire and judge at the same point (same episode, agent, session, point)."),
+            subheading("Self-report vs judged behaviour"),
+            paragraph(
+                "Questionnaire and judge at the same point (same episode, agent, session, point)."
+            ),
             figure_html(
                 plots.plot_self_vs_judge(scores),
                 "self-report vs judge",
@@ -130,7 +132,7 @@ def trait_drift_section(db: Path) -> str | None:
     clinical = drift.clinical_change(scores)
     if not clinical.is_empty():
         parts += [
-            _h3("Clinical change"),
+            subheading("Clinical change"),
             figure_html(
                 plots.plot_clinical_change(scores),
                 "clinical totals, first vs last",
@@ -143,8 +145,8 @@ def trait_drift_section(db: Path) -> str | None:
                     pl.exclude("instrument", "persona", "param_index", "agent", "experiment_id"),
                 )
             ),
-            _h3("Band transitions, with the reliable change verdict"),
-            _p(
+            subheading("Band transitions, with the reliable change verdict"),
+            paragraph(
                 "A band transition (PHQ-9 9 -> 10 is mild -> moderate) is no change unless the "
                 "RCI says so: verdict = Jacobson-Truax RCI against the published norm "
                 "(reference columns in drift.clinical_change). Jacobson-Truax category: "
@@ -182,17 +184,17 @@ def measurement_quality_section(db: Path) -> str | None:
             pl.len().alias("n"), (pl.col("valid") == 0).sum().alias("n_invalid")
         )
         return (
-            _h3("Invalid answers")
+            subheading("Invalid answers")
             + html_table(invalid.with_columns((pl.col("n_invalid") / pl.col("n")).alias("share")))
-            + _p(f"Reliability and response-bias statistics unavailable: {exc}.", "note")
+            + paragraph(f"Reliability and response-bias statistics unavailable: {exc}.", "note")
         )
     parts = [
-        _h3("Invalid answers (refusals, unparseable, out of range)"),
+        subheading("Invalid answers (refusals, unparseable, out of range)"),
         html_table(refusal_rate(measurements, by=["instrument"])),
-        _p("Per form (prompt variant x option order):"),
+        paragraph("Per form (prompt variant x option order):"),
         html_table(refusal_rate(measurements, by=["instrument", "prompt_variant", "option_order"])),
-        _h3("Internal consistency"),
-        _p(
+        subheading("Internal consistency"),
+        paragraph(
             "Cronbach's alpha and McDonald's omega-total per scale across respondents (each "
             "agent x occasion x form). Read: >= .70 acceptable, >= .80 good, >= .90 excellent."
         ),
@@ -204,7 +206,7 @@ def measurement_quality_section(db: Path) -> str | None:
         "s.episode_id, s.agent_id, s.occasion, s.instrument, s.level, s.scale, s.value, "
         "s.prompt_variant, s.option_order, s.source",
     ).filter((pl.col("source") == "self_report") & (pl.col("level") != "facet"))
-    tests = _p(
+    tests = paragraph(
         "Each respondent (agent x occasion) that answered several forms is compared with "
         "itself: paired t-test on its forward minus reversed score, repeated-measures ANOVA "
         "across wordings (Greenhouse-Geisser p with 3 or more). Independent-samples tests "
@@ -212,19 +214,19 @@ def measurement_quality_section(db: Path) -> str | None:
     )
     if scores["option_order"].n_unique() > 1:
         parts += [
-            _h3("Option-order asymmetry"),
+            subheading("Option-order asymmetry"),
             tests,
             html_table(option_order_asymmetry(scores)),
         ]
     if scores["prompt_variant"].n_unique() > 1:
         parts += [
-            _h3("Prompt-variant sensitivity"),
+            subheading("Prompt-variant sensitivity"),
             *([] if scores["option_order"].n_unique() > 1 else [tests]),
             html_table(prompt_variant_sensitivity(scores)),
         ]
     if scores["option_order"].n_unique() <= 1 or scores["prompt_variant"].n_unique() <= 1:
         parts.append(
-            _p(
+            paragraph(
                 "Option-order or prompt-variant effects need more than one order or variant: "
                 "set option_orders / variants on the questionnaire probe.",
                 "note",
@@ -246,7 +248,7 @@ def _icc_table(icc: pl.DataFrame) -> str:
     """ICCs with occasions as columns, or one sentence when none could be computed."""
     if icc["icc"].is_not_null().sum() == 0:
         reasons = sorted({str(r) for r in icc["reason"].drop_nulls()})
-        return _p(f"Not computed: {'; '.join(reasons) or 'no scores'}.", "note")
+        return paragraph(f"Not computed: {'; '.join(reasons) or 'no scores'}.", "note")
     keys = ["experiment_id", "instrument", "source", "scale"]
     wide = (
         icc.sort("occasion")
@@ -349,7 +351,7 @@ def _reliability_tables(measurements: pl.DataFrame) -> str:
         try:
             tables.append(reliability(load_instrument(name), measurements, respondent))
         except Exception as exc:  # an unknown user instrument must not hide the others
-            notes.append(_p(f"{name}: not computed ({exc})", "note"))
+            notes.append(paragraph(f"{name}: not computed ({exc})", "note"))
     body = html_table(pl.concat(tables, how="diagonal_relaxed")) if tables else ""
     return body + "".join(notes)
 

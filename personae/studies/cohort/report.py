@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from personae.report.html import Section, figure_html, html_table
-from personae.report.html import paragraph as _p
-from personae.report.html import subheading as _h3
+from personae.report.html import Section, figure_html, html_table, paragraph, subheading
 from personae.studies.cohort.analysis import (
     assignments,
     cohort_trajectories,
@@ -259,7 +257,7 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
     if states.is_empty():
         return None
     parts = [
-        _p(
+        paragraph(
             f"Student cohort: {states.select(UNIT_KEYS).n_unique()} students x episodes over "
             f"{states['day'].n_unique()} days in {states['episode_id'].n_unique()} complete "
             f"episodes; state sources: {', '.join(sorted(set(states['source'].to_list())))}."
@@ -281,8 +279,8 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
             "cohort state trajectories",
             sql=STATES_SQL,
         ),
-        _h3("First and last day"),
-        _p("Cohort mean of each state variable on the first and last day, with 95% CIs."),
+        subheading("First and last day"),
+        paragraph("Cohort mean of each state variable on the first and last day, with 95% CIs."),
         html_table(_first_last(cohort_trajectories(series, STATE_VARIABLES))),
         figure_html(plot_students(series), "students of one episode", sql=STATES_SQL),
     ]
@@ -298,8 +296,8 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
                 )
             )
         parts += [
-            _h3("Intervention effects"),
-            _p(
+            subheading("Intervention effects"),
+            paragraph(
                 "Treated minus control over the post-start window: per replicate Welch's "
                 "t-test on the students' means; pooled over replicates, OLS on the "
                 "student-days with one effect per episode-day (did = difference in "
@@ -331,8 +329,8 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
     if not features.is_empty():
         relations = feature_outcome_relations(series).filter(pl.col("n") > 0)
         parts += [
-            _h3("Sensing features and self-reports"),
-            _p(
+            subheading("Sensing features and self-reports"),
+            paragraph(
                 "Within students: does a student's outcome move with their own feature "
                 "from day to day (repeated-measures correlation after removing each "
                 "student's mean and each day's mean, so stable differences between "
@@ -363,13 +361,15 @@ def _section_html(db: Path, window: tuple[int, int | None]) -> str | None:
     questionnaires = questionnaire_change(db)
     if not questionnaires.is_empty():
         parts += [
-            _h3("Questionnaires before and after"),
-            _p("Self-reported totals and domains, occasion 0 (pre) and 1 (post), per student."),
+            subheading("Questionnaires before and after"),
+            paragraph(
+                "Self-reported totals and domains, occasion 0 (pre) and 1 (post), per student."
+            ),
             html_table(questionnaires),
         ]
         for name in sorted(set(arms["intervention"].to_list())):
             by_arm = questionnaire_change(db, intervention=name, series=series)
-            parts += [_p(f"By arm of {name}:"), html_table(by_arm)]
+            parts += [paragraph(f"By arm of {name}:"), html_table(by_arm)]
     return "".join(parts)
 
 

@@ -14,9 +14,7 @@ import polars as pl
 
 from personae.analysis.frames import read_sql
 from personae.analysis.plots import empty_figure, finish_figure, palette, subplot_grid
-from personae.report.html import Section, figure_html, html_table
-from personae.report.html import paragraph as _p
-from personae.report.html import subheading as _h3
+from personae.report.html import Section, figure_html, html_table, paragraph, subheading
 from personae.studies.debate.analysis import (
     AGREEMENT_HIGH,
     AGREEMENT_LOW,
@@ -194,27 +192,27 @@ def _section_html(db: Path) -> str | None:
         return None
     table = debates(db)
     if table.is_empty():
-        return _p(f"Agreement was measured, but no agent has the role {PARTICIPANT_ROLE!r}.")
+        return paragraph(f"Agreement was measured, but no agent has the role {PARTICIPANT_ROLE!r}.")
     shifted = table.filter(pl.col("shift").is_not_null())
     share = shifted.select(pl.col("any_shift").cast(pl.Float64).mean()).item()
     parts = [
-        _p(
+        paragraph(
             f"{table.height} complete debates, {shifted.height} with a readable pre- and "
             f"post-agreement and a side; {float(share or 0):.0%} of them moved "
             "toward the opponent. Shift = sign(opponent side) x (post - pre), positive = "
             "toward the opponent."
         ),
-        _h3("Shift toward the opponent by condition"),
+        subheading("Shift toward the opponent by condition"),
         figure_html(
             plot_shift_by_condition(table),
             "mean shift toward the opponent",
             sql=STANCES_SQL,
         ),
         html_table(shift_by_condition(table, ["condition"])),
-        _p("By opponent, personalisation and opinion strength:"),
+        paragraph("By opponent, personalisation and opinion strength:"),
         html_table(shift_by_condition(table)),
-        _h3("Ordinal regression"),
-        _p(
+        subheading("Ordinal regression"),
+        paragraph(
             "The published model of Salvi et al. (2025), ordinal::clm(post ~ treatment, "
             "nominal = ~ pre): a partial proportional-odds logit of post-debate agreement "
             "toward the opponent on the condition (reference: human, not personalised), with "
@@ -225,7 +223,7 @@ def _section_html(db: Path) -> str | None:
     try:
         model = ordinal_regression(table)
     except ValueError as exc:
-        parts.append(_p(f"Not estimated: {exc}.", "note"))
+        parts.append(paragraph(f"Not estimated: {exc}.", "note"))
     else:
         parts += [
             html_table(model),
@@ -234,24 +232,24 @@ def _section_html(db: Path) -> str | None:
                 "odds ratios of the ordinal regression",
                 sql=STANCES_SQL,
             ),
-            _p(
+            paragraph(
                 "Does pre-agreement act proportionally? Likelihood-ratio test of the model "
                 "above against the proportional-odds model with pre-agreement as a factor "
                 "(ordinal's nominal_test); a small p says its effects differ between "
                 "thresholds, as the published model allows:"
             ),
             html_table(proportional_odds_test(table)),
-            _p("Published result beside this model:"),
+            paragraph("Published result beside this model:"),
             html_table(published_comparison(model)),
         ]
     try:
         alternative = ordinal_regression(table, model="proportional")
     except ValueError as exc:
-        alternative_html = _p(f"Not estimated: {exc}.", "note")
+        alternative_html = paragraph(f"Not estimated: {exc}.", "note")
     else:
         alternative_html = html_table(alternative)
     parts += [
-        _p(
+        paragraph(
             "Alternative, not the published model: proportional odds with pre-debate "
             "agreement as one linear term and opinion-strength dummies."
         ),
@@ -259,8 +257,8 @@ def _section_html(db: Path) -> str | None:
     ]
     moderators = trait_moderators(table, ("agreeableness", "openness"))
     parts += [
-        _h3("Trait moderators"),
-        _p(
+        subheading("Trait moderators"),
+        paragraph(
             "OLS of the shift on each trait (measured where given, else the target), with the "
             "condition as control."
         ),
@@ -268,10 +266,12 @@ def _section_html(db: Path) -> str | None:
     ]
     steps = stances(db)
     if steps.filter(pl.col("point") == "turn").is_empty():
-        parts.append(_p("No stance was measured during the debates (no 'turn' states).", "note"))
+        parts.append(
+            paragraph("No stance was measured during the debates (no 'turn' states).", "note")
+        )
     else:
         parts += [
-            _h3("Stance turn by turn"),
+            subheading("Stance turn by turn"),
             figure_html(
                 plot_stance_curves(steps),
                 "stance toward the opponent per turn",

@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import polars as pl
 
-from personae.report.html import Section, figure_html, html_table
-from personae.report.html import paragraph as _p
-from personae.report.html import subheading as _h3
+from personae.report.html import Section, figure_html, html_table, paragraph, subheading
 from personae.studies.group.analysis import (
     BIMODALITY_THRESHOLD,
     SCALE,
@@ -240,7 +238,7 @@ def _section_html(data: GroupData, episode_id: int | None, tolerance: float) -> 
     episode_columns = [c for c in summary.columns if c not in ("experiment", "seed", "params")]
     influence_table = influence_summary(data).filter(pl.col("episode_id") == shown)
     parts = [
-        _p(
+        paragraph(
             f"{summary.height} discussions with opinion measurements. Consensus: opinion range "
             f"(max - min) <= {tolerance} from some measurement to the end. Bimodality: Sarle's "
             f"coefficient (> {BIMODALITY_THRESHOLD:.3f} hints at two camps); extreme share: "
@@ -248,11 +246,11 @@ def _section_html(data: GroupData, episode_id: int | None, tolerance: float) -> 
             "n members, so groups of different sizes compare) and entropy of the members' shares of "
             "utterances; reciprocity of the heard-reply graph."
         ),
-        _h3("Per condition (means over episodes)"),
+        subheading("Per condition (means over episodes)"),
         html_table(conditions),
-        _h3("Per episode"),
+        subheading("Per episode"),
         html_table(summary.select(episode_columns)),
-        _h3(f"Episode {shown}"),
+        subheading(f"Episode {shown}"),
         figure_html(
             plot_opinions(data, shown),
             f"episode {shown}: opinion trajectories",
@@ -268,7 +266,7 @@ def _section_html(data: GroupData, episode_id: int | None, tolerance: float) -> 
             f"episode {shown}: influence graph",
             sql=f"SELECT * FROM transcript WHERE episode_id = {shown} ORDER BY step",
         ),
-        _p(
+        paragraph(
             "Influence: a listener's opinion change between two measurements, split equally "
             "over the member messages it heard, signed toward each speaker's opinion.",
             "note",
