@@ -266,18 +266,26 @@ class ScenarioBase(BaseModel):
         from the scenario itself, code included (see
         :mod:`personae.runner.identity`), not from this description.
         """
-        from personae.runner.identity import callable_label
-
         return {
             "name": self.name,
             "agents": [p.model_dump(mode="json") for p in self.agents],
             "rules": self.rules,
+            **self._describe_loop(),
             "probes": self._describe_probes(),
             "sampling": self._describe_sampling(),
             "params": json.loads(json.dumps(self.params, default=str)),
-            "configure": callable_label(self.configure),
+            **self._describe_callables(),
             **self._describe_optional(),
         }
+
+    def _describe_loop(self) -> dict[str, Any]:
+        """The loop's own settings, described after the participants (none here)."""
+        return {}
+
+    def _describe_callables(self) -> dict[str, Any]:
+        from personae.runner.identity import callable_label
+
+        return {"configure": callable_label(self.configure)}
 
     def _describe_probes(self) -> list[dict[str, Any]]:
         from personae.runner.identity import callable_label
@@ -384,31 +392,24 @@ class Scenario(ScenarioBase):
             raise ValueError("hearing='neighbours' needs a network (Scenario.network)")
         self.turns.check(names)
 
-    def describe(self) -> dict[str, Any]:
-        """A readable, JSON-ready description, stored with the experiment.
-
-        Callables appear by name only. The experiment's identity is computed
-        from the scenario itself, code included (see
-        :mod:`personae.runner.identity`), not from this description.
-        """
-        from personae.runner.identity import callable_label
-
+    def _describe_loop(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "agents": [p.model_dump(mode="json") for p in self.agents],
-            "rules": self.rules,
             "opening": self.opening.model_dump() if self.opening else None,
             "turns": self.turns.model_dump(mode="json"),
             "until": json.loads(json.dumps(_condition_repr(self.until))),
             "max_turns": self.max_turns,
             "sessions": self.sessions,
             "carry_memory": self.carry_memory,
-            "probes": self._describe_probes(),
-            "sampling": self._describe_sampling(),
-            "params": json.loads(json.dumps(self.params, default=str)),
-            "cue": callable_label(self.cue),
-            "configure": callable_label(self.configure),
-            **self._describe_optional(),
+        }
+
+    def _describe_callables(self) -> dict[str, Any]:
+        from personae.runner.identity import callable_label
+
+        return {"cue": callable_label(self.cue), **super()._describe_callables()}
+
+    def _describe_optional(self) -> dict[str, Any]:
+        return {
+            **super()._describe_optional(),
             **({"hearing": self.hearing} if self.hearing != "everyone" else {}),
             **({"memory_window": self.memory_window} if self.memory_window else {}),
         }
