@@ -34,6 +34,7 @@ from personae.analysis.plots import (
     plot_target_vs_measured,
     plot_trajectories,
 )
+from personae.moved import moved_names
 
 __all__ = [
     "SECTIONS",
@@ -98,13 +99,4 @@ _MOVED = {
     "write_report": "personae.report",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = moved_names(__name__, _MOVED)

@@ -41,7 +41,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -49,6 +48,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from personae.engine.scenario import ScenarioBase
+from personae.moved import moved_names
 
 if TYPE_CHECKING:
     from personae.engine.sink import EpisodeLog
@@ -274,9 +274,4 @@ _MOVED = {
     "VALENCE": "personae.studies.cohort.talk",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = moved_names(__name__, _MOVED)

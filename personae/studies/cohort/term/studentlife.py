@@ -29,17 +29,16 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
 
 from personae.errors import ConfigError
+from personae.moved import moved_names
 from personae.studies.cohort.term.calendar import Term
 from personae.studies.cohort.term.schema import (
     FEATURE_SCHEMA,
@@ -554,17 +553,14 @@ def _intervals(frame: pl.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
 # Names from before the split, kept until 0.4: StudentLife's codes now live in term.schema,
 # and the writer in term.studentlife_writer. The writer is reached lazily so that the loader
 # and the writer (which reads the loader's constants) import one way only.
-_MOVED = {
-    "EMA_FIELDS": "schema",
-    "STRESS_LABELS": "schema",
-    "ema_items": "schema",
-    "stress_score": "schema",
-    "write_studentlife": "studentlife_writer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"personae.studies.cohort.term.{home}"), name)
+_TERM = "personae.studies.cohort.term"
+__getattr__ = moved_names(
+    __name__,
+    {
+        "EMA_FIELDS": f"{_TERM}.schema",
+        "STRESS_LABELS": f"{_TERM}.schema",
+        "ema_items": f"{_TERM}.schema",
+        "stress_score": f"{_TERM}.schema",
+        "write_studentlife": f"{_TERM}.studentlife_writer",
+    },
+)
