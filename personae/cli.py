@@ -17,11 +17,14 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from personae.commands.common import EXIT_EPISODES_FAILED, err, out
+from personae.commands.tools import bench, browse, demo, export, prompt
 from personae.errors import ConfigError, PersonaeError
 from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
+
+__all__ = ["EXIT_EPISODES_FAILED", "app", "main", "print_rows", "print_summary"]
 
 app = typer.Typer(
     help="Persona-grounded multi-agent social simulation on a local vLLM server.",
@@ -29,8 +32,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 
 class Format(StrEnum):
@@ -120,12 +121,35 @@ def run(
             "before the episodes waiting on it fail.",
         ),
     ] = DEFAULT_SERVER_WAIT,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--endpoint",
+            "-e",
+            help="NAME=URL[#MODEL] named model endpoint (URL 'embedded': the run's own server "
+            "under another served name; URL1,URL2: replicas). Repeatable.",
+        ),
+    ] = None,
+    endpoints_file: Annotated[
+        Path | None,
+        typer.Option("--endpoints", help="TOML file of named endpoints (see docs/endpoints.md)."),
+    ] = None,
+    bind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bind",
+            "-b",
+            help="WHO=ENDPOINT: an agent's name or role (or 'judge') speaks through that "
+            "endpoint; the same as --set WHO.endpoint=ENDPOINT.",
+        ),
+    ] = None,
 ) -> None:
     """Run a Monte Carlo experiment and log every turn to SQLite.
 
     Exit codes: 0 every episode complete, 2 bad input (nothing run), 3 some
     episodes failed (the rest are kept; rerun to retry them), 130 interrupted.
     """
+    from personae.llm.endpoints import parse_binding
     from personae.loading import load_target, parse_assignments
     from personae.runner.experiment import as_experiment
 
@@ -140,9 +164,25 @@ def run(
             "parameter once (--grid to vary it, --set to fix it)."
         )
     grid_values.update({k: [v] for k, v in fixed.items()})
+    declared = _endpoints(endpoint, endpoints_file)
+    for who, to in (parse_binding(b) for b in bind or []):
+        key = f"{who}.endpoint"
+        if key in grid_values:
+            raise ConfigError(
+                f"{key} is given both with --bind and with --grid/--set; give it once."
+            )
+        grid_values[key] = [to]
     experiment = as_experiment(
         target_obj, replicates=replicates, seed=seed, name=name, grid=grid_values
     )
+    known = ["default", *(e.name for e in declared)]
+    unknown = [n for n in experiment.endpoint_names() if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"the experiment binds agents to the endpoint(s) {', '.join(map(repr, unknown))}, "
+            f"which are not declared; declared: {', '.join(known)}. Declare one with "
+            "--endpoint NAME=URL#MODEL or in a file given with --endpoints."
+        )
     if server_log is None and base_url is None:
         server_log = db.parent / "vllm.log"
     total = len(experiment.episodes())
@@ -164,6 +204,7 @@ def run(
         retries=retries,
         server_wait=server_wait,
         target=target,
+        endpoints=declared,
     )
     print_summary(summary)
     if summary.interrupted:
@@ -187,8 +228,19 @@ def run(
         raise typer.Exit(EXIT_EPISODES_FAILED)
 
 
-#: Exit code of a run in which some episodes failed (the others are kept).
-EXIT_EPISODES_FAILED = 3
+def _endpoints(flags: list[str] | None, path: Path | None) -> list[Any]:
+    """The endpoints of ``--endpoints FILE`` then ``--endpoint`` flags; a flag wins over the file."""
+    from personae.llm.endpoints import load_endpoints, parse_endpoint, unique
+
+    named = {e.name: e for e in (load_endpoints(path) if path is not None else [])}
+    given = list(unique(parse_endpoint(text) for text in flags or []).values())
+    named.update({e.name: e for e in given})
+    if "default" in named:
+        raise ConfigError(
+            "the endpoint name 'default' is the run's own server (--base-url, or the embedded "
+            "one); give the endpoint another name"
+        )
+    return list(named.values())
 
 
 def _check_text(option: str, value: str | None) -> None:
@@ -223,6 +275,11 @@ def print_summary(summary: Any) -> None:
     table.add_row("turns", str(summary.turns))
     table.add_row("model calls", str(summary.calls))
     table.add_row("completion tokens", str(summary.completion_tokens))
+    by_endpoint = getattr(summary, "calls_by_endpoint", {})
+    if len(by_endpoint) > 1 or set(by_endpoint) - {"default"}:
+        table.add_row("calls per endpoint", ", ".join(f"{k} {v}" for k, v in by_endpoint.items()))
+    for replica, calls in getattr(summary, "calls_by_replica", {}).items():
+        table.add_row(f"calls answered by {replica}", str(calls))
     table.add_row("elapsed", f"{summary.elapsed_s:.1f} s")
     table.add_row(
         "throughput", f"{summary.turns_per_s:.1f} turns/s, {summary.tokens_per_s:.1f} tokens/s"
@@ -333,6 +390,45 @@ def show(db: Annotated[Path, typer.Argument(help="A personae database.")]) -> No
         "GROUP BY 1, 2 ORDER BY 1, 3 DESC",
     )
     print_rows(["experiment", "end reason / error", "episodes"], reasons)
+    _show_endpoints(db)
+
+
+def _show_endpoints(db: Path) -> None:
+    """Calls, tokens and latency per endpoint and model (and per replica of a pool)."""
+    from personae.store.readonly import query as run_query
+
+    _, present = run_query(db, "SELECT name FROM pragma_table_info('llm_calls')")
+    columns = {row[0] for row in present}
+    endpoint = "COALESCE(c.endpoint, 'default')" if "endpoint" in columns else "'default'"
+    replica = "c.replica" if "replica" in columns else "NULL"
+    head, rows = run_query(
+        db,
+        f"""
+        SELECT e.experiment_id AS experiment, {endpoint} AS endpoint, c.model,
+               COUNT(*) AS calls, SUM(c.error IS NOT NULL) AS failed,
+               COALESCE(SUM(c.prompt_tokens), 0) AS prompt_tokens,
+               COALESCE(SUM(c.completion_tokens), 0) AS completion_tokens,
+               ROUND(AVG(c.latency_ms)) AS mean_latency_ms,
+               ROUND(MAX(c.latency_ms)) AS max_latency_ms
+        FROM llm_calls c JOIN episodes e ON e.id = c.episode_id
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """,
+    )
+    if rows:
+        out.print("Model calls per endpoint")
+        print_rows(head, rows)
+    head, rows = run_query(
+        db,
+        f"""
+        SELECT e.experiment_id AS experiment, {endpoint} AS endpoint, {replica} AS replica,
+               COUNT(*) AS calls, COUNT(DISTINCT c.episode_id) AS episodes
+        FROM llm_calls c JOIN episodes e ON e.id = c.episode_id
+        WHERE {replica} IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """,
+    )
+    if rows:
+        out.print("Model calls per replica")
+        print_rows(head, rows)
 
 
 @app.command()
@@ -374,7 +470,12 @@ def serve(
     model: Annotated[
         str | None, typer.Option(help="Model folder (default: the bundled SmolLM2-135M-Instruct).")
     ] = None,
-    served_model_name: Annotated[str, typer.Option(help="Name clients ask for.")] = "smollm2",
+    served_model_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Name clients ask for; repeat it to serve the model under several names."
+        ),
+    ] = None,
     log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
     prefix_caching: Annotated[
         bool, typer.Option(help="Turn vLLM's prefix cache on (faster; no exact replay by seed).")
@@ -398,7 +499,7 @@ def serve(
 
     server = EmbeddedServer(  # refuses a network host without a key, before starting anything
         model,
-        served_model_name=served_model_name,
+        served_model_name=served_model_name or "smollm2",
         host=host,
         port=port,
         log_path=log,
@@ -417,153 +518,8 @@ def prepare_model() -> None:
     out.print(f"Default model ready at {path}", highlight=False)
 
 
-@app.command()
-def bench(
-    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 64,
-    episodes: Annotated[
-        int, typer.Option(min=1, help="Counseling episodes in the framework run.")
-    ] = 64,
-    max_turns: Annotated[int, typer.Option(min=2, help="Utterances per episode.")] = 4,
-    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 32,
-    fake_episodes: Annotated[
-        int, typer.Option(min=1, help="Episodes of the zero-latency run.")
-    ] = 200,
-    base_url: Annotated[
-        str | None, typer.Option(help="Server to measure (default: embedded).")
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Served model name.")] = None,
-    case: Annotated[
-        str,
-        typer.Option(
-            help="conversation (counseling episodes), inventory (IPIP-NEO-120 items), "
-            "group (a discussion on a small-world graph) or all."
-        ),
-    ] = "conversation",
-    inventory_agents: Annotated[
-        int, typer.Option(min=1, help="Agents answering the 120 items in the inventory case.")
-    ] = 2,
-    group_agents: Annotated[
-        int, typer.Option(min=3, help="Members of the discussion in the group case.")
-    ] = 50,
-) -> None:
-    """Measure framework throughput against the raw server on the same requests."""
-    from personae.bench import BenchConfig, print_report, run_bench
-
-    config = BenchConfig(
-        concurrency=concurrency,
-        episodes=episodes,
-        max_turns=max_turns,
-        max_tokens=max_tokens,
-        fake_episodes=fake_episodes,
-        base_url=base_url,
-        model=model,
-        case=case,
-        inventory_agents=inventory_agents,
-        group_agents=group_agents,
-    )
-    report = run_bench(config, console=err)
-    if json_:
-        sys.stdout.write(json.dumps(report, indent=1) + "\n")
-    else:
-        print_report(report, out)
-
-
-@app.command()
-def demo(
-    db: Annotated[Path, typer.Option(help="SQLite file to write.")] = Path("runs/demo.db"),
-    replicates: Annotated[int, typer.Option(min=1, help="Episodes per temperature.")] = 4,
-    base_url: Annotated[str | None, typer.Option(help="Server to use (default: embedded).")] = None,
-) -> None:
-    """Run the counseling demo (sampling temperature 0.2 vs 0.8) and show what landed in SQLite.
-
-    The headline query compares how often replies repeat an earlier line of their
-    conversation; see personae.demo for why this is the demo's contrast.
-    """
-    from personae.demo import run_demo
-
-    summary = run_demo(db, replicates=replicates, base_url=base_url, out=out, err=err)
-    if summary.interrupted:
-        raise typer.Exit(130)
-    if summary.failed:
-        raise typer.Exit(EXIT_EPISODES_FAILED)
-
-
-class ExportFormatOption(StrEnum):
-    parquet = "parquet"
-    csv = "csv"
-
-
-@app.command()
-def browse(
-    db: Annotated[Path, typer.Argument(help="A personae database.")],
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")
-    ] = 8001,
-) -> None:
-    """Read a database in the browser (Datasette, read-only) until Ctrl-C.
-
-    Tables and views with descriptions and facets, canned queries (an episode
-    step by step, grid cells, outlying scores, failed and truncated episodes,
-    calls per model) and each episode as a conversation. Needs the optional
-    extra: pip install 'personae[browse]'. The file is opened immutable: nothing
-    is written.
-    """
-    from contextlib import suppress
-
-    from personae.browse.server import serve as serve_browser
-
-    with suppress(KeyboardInterrupt):  # Ctrl-C is how the server is meant to stop
-        serve_browser(
-            db, port=port, echo=lambda line: err.print(line, highlight=False, soft_wrap=True)
-        )
-    err.print("Stopped; the database was not changed.", highlight=False)
-
-
-@app.command()
-def export(
-    db: Annotated[Path, typer.Argument(help="A personae database.")],
-    out_dir: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder to write, one file per table and view.")
-    ],
-    format: Annotated[
-        ExportFormatOption, typer.Option("--format", "-f", help="File format.")
-    ] = ExportFormatOption.parquet,
-) -> None:
-    """Export every table and view to Parquet (or CSV) files, parameters as columns.
-
-    Each file with an episode id gets one param_<name> column per parameter of
-    the episode; column types follow the database (integers stay integers).
-    The database is read read-only and never changed.
-    """
-    from personae.store.export import export as export_files
-
-    files = export_files(db, out_dir, format.value)
-    for f in files:
-        out.print(f"{f.path}  {f.rows} rows, {f.columns} columns", highlight=False)
-    out.print(f"{len(files)} files written to {out_dir}", highlight=False)
-
-
-@app.command()
-def prompt(
-    target: Annotated[str, typer.Argument(help="Built-in scenario name or a Python file.")],
-    agent: Annotated[str | None, typer.Option(help="Only this agent (name or role).")] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", "-s", help="KEY=VALUE fixed parameter.")
-    ] = None,
-    replicate: Annotated[int, typer.Option(min=0, help="Whose drawn participants to show.")] = 0,
-) -> None:
-    """Print each agent's system prompt and the per-turn instructions (see docs/prompts.md).
-
-    Nothing is run and no model is needed. The system prompts are the ones
-    every episode sends and stores in agents.system_prompt.
-    """
-    from personae.loading import load_target, parse_assignments
-    from personae.prompts import format_prompts, render_prompts
-
-    fixed = parse_assignments(set_ or [], multi=False)
-    sheet = render_prompts(load_target(target), fixed, replicate=replicate)
-    typer.echo(format_prompts(sheet, agent), nl=False)
+for _command in (bench, demo, browse, export, prompt):
+    app.command()(_command)
 
 
 def _unwrap_help() -> None:

@@ -12,10 +12,8 @@ receives the typed rows of :mod:`personae.store.rows`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,21 +22,19 @@ import networkx as nx
 
 from personae.agents.agent import Agent
 from personae.agents.memory import Memory, Utterance
+from personae.engine.calls import ModelCalls
+from personae.engine.models import Models, as_models
 from personae.engine.probes import Action, Cue, Moment, Probe, ProbePoint, Stop
 from personae.engine.scenario import ScenarioBase
 from personae.engine.sink import EpisodeLog, MemoryLog
 from personae.engine.view import Observation, RecordedStates, TurnView
-from personae.errors import ModelError
-from personae.llm.base import DEFAULT_SAMPLING, ChatModel, Completion, Message, Sampling, complete
+from personae.llm.base import ChatModel, Completion, Message
 from personae.llm.structured import StructuredOutput
 from personae.seeds import derive_seed
 from personae.store.rows import (
     AgentRecord,
-    LLMCallRecord,
     StateRecord,
     TurnRecord,
-    clean_text,
-    now,
 )
 
 __all__ = ["Episode", "EpisodeResult"]
@@ -62,16 +58,24 @@ class EpisodeResult:
     completion_tokens: int
 
 
-class Episode:
+class Episode(ModelCalls):
     """A scenario run once.
 
     Args:
         scenario: The scenario, with this episode's parameters already applied.
-        model: The chat model every agent speaks through.
+        model: The chat model every agent speaks through, or the run's
+            :class:`~personae.engine.models.Models` by endpoint name (agents and
+            judges then use the endpoint the scenario binds them to).
         seed: The episode seed; every sampling seed and random choice derives from it.
         log: Receives rows (default: kept in memory, see ``episode.log.rows``).
 
     Attributes:
+        models: The run's models by endpoint name (one session per model that
+            offers one while :meth:`run` runs, see :meth:`Models.for_episode
+            <personae.engine.models.Models.for_episode>`).
+        request_extensions: Agent name -> extensions merged into
+            ``Sampling.extensions`` of every request made on that agent's behalf
+            (not a judge's); e.g. a steering probe sets them from a given step on.
         stopped: The end reason a monitor's :class:`~personae.engine.probes.Stop`
             set, or None while no monitor has stopped the episode.
 
@@ -82,7 +86,7 @@ class Episode:
     def __init__(
         self,
         scenario: ScenarioBase,
-        model: ChatModel,
+        model: ChatModel | Models,
         *,
         seed: int,
         log: EpisodeLog | None = None,
@@ -97,7 +101,14 @@ class Episode:
             }
         # Typed as Any: each loop reads its own scenario class's fields.
         self.scenario: Any = scenario
-        self.model = model
+        self.models = as_models(model)
+        self.models.check({who: name for who, name in scenario.endpoints.items()})
+        self.model = self.models.default
+        self.request_extensions: dict[str, dict[str, Any]] = {}
+        for who, endpoint in scenario.endpoints.items():
+            # The assignment travels with the episode's parameters, so every analysis
+            # frame that spreads them (param:<who>.model) can be split by model.
+            self.drawn[f"{who}.model"] = getattr(self.models.get(endpoint), "name", None)
         self.seed = seed
         self.log: EpisodeLog = log if log is not None else MemoryLog()
         self.names = scenario.names
@@ -105,7 +116,11 @@ class Episode:
         named = len(self.names) > 2
         self.agents = {
             p.name: Agent(
-                p, model, rules=scenario.rules_for(p), named=named, window=scenario.memory_window
+                p,
+                self.models.get(self._endpoint_of(p.name, p.role)),
+                rules=scenario.rules_for(p),
+                named=named,
+                window=scenario.memory_window,
             )
             for p in scenario.agents
         }
@@ -149,11 +164,17 @@ class Episode:
 
     async def run(self) -> EpisodeResult:
         """Run the scenario's compiled graph to the end."""
-        state = await self._compiled_from.compiled.ainvoke(
-            self.scenario.graph_input(),
-            context=self,
-            config={"recursion_limit": self.scenario.recursion_limit()},
-        )
+        shared = self.models
+        with shared.for_episode(str(self.seed)) as models:
+            self.models = models
+            try:
+                state = await self._compiled_from.compiled.ainvoke(
+                    self.scenario.graph_input(),
+                    context=self,
+                    config={"recursion_limit": self.scenario.recursion_limit()},
+                )
+            finally:
+                self.models = shared
         return EpisodeResult(
             transcript=tuple(self.transcript),
             end_reason=self.stopped or state.get("end_reason"),
@@ -520,80 +541,3 @@ class Episode:
                 cleaned=cleaned,
             )
         )
-
-    async def call(
-        self,
-        name: str,
-        messages: list[Message],
-        *,
-        purpose: str,
-        step: int,
-        seed: int,
-        model: ChatModel | None = None,
-        sampling: Sampling | None = None,
-        **options: Any,
-    ) -> tuple[Completion, int]:
-        """Send one request through ``model`` (default: the episode's) and record it in ``llm_calls``.
-
-        Args:
-            name: The participant the call is on behalf of.
-            messages: The chat to send.
-            purpose: Why (``"turn"``, ``"summary"``, an instrument, ...), in ``llm_calls.purpose``.
-            step: Where in the episode.
-            seed: The sampling seed.
-            model: Another model for this call (e.g. a judge's).
-            sampling: The request (default: :data:`~personae.llm.base.DEFAULT_SAMPLING`).
-            **options: Sampling fields set for this call (``max_tokens=``,
-                ``temperature=``, ``response_format=``, ...).
-
-        Raises:
-            ModelError: The request failed; the failed call is recorded with its error.
-        """
-        model = model or self.model
-        request = (sampling or DEFAULT_SAMPLING).replace(seed=seed, **options)
-        call_id = self.log.new_id("llm_calls")
-        row: dict[str, Any] = {
-            "id": call_id,
-            "agent_id": self.agent_ids[name],
-            "purpose": purpose,
-            "step": step,
-            "seed": seed,
-            "model": getattr(model, "name", None),
-            "created_at": now(),
-        }
-        started = time.perf_counter()
-        try:
-            completion = await complete(model, messages, request)
-        except ModelError as exc:
-            self.log.add(
-                LLMCallRecord(
-                    **row,
-                    params_json=json.dumps(request.params(), default=str, sort_keys=True),
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    error=str(exc),
-                )
-            )
-            raise
-        self.calls += 1
-        self.completion_tokens += completion.completion_tokens
-        text, replaced = clean_text(completion.text)
-        if replaced:
-            # Keep what the server sent, bytes and all; hand on text SQLite can store.
-            row["raw_bytes"] = completion.text.encode("utf-8", "surrogatepass")
-            completion = dataclasses.replace(completion, text=text)
-        row.update(
-            raw_text=text,
-            replaced_chars=replaced,
-            model=completion.model,
-            server=completion.server,
-            params_json=json.dumps(
-                completion.params or request.params(), default=str, sort_keys=True
-            ),
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            latency_ms=completion.latency_ms,
-            attempts=completion.attempts,
-            finish_reason=completion.finish_reason,
-        )
-        self.log.add(LLMCallRecord(**row))
-        return completion, call_id

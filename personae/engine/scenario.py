@@ -96,6 +96,11 @@ class ScenarioBase(BaseModel):
             from its seed and stored in ``states`` (variable ``network``).
         memory_window: Keep only this many recent utterances in each prompt
             (for large groups); earlier ones stay in the database.
+        endpoints: Who speaks through which named model endpoint: an agent's
+            name or role, or ``"judge"`` for judges, -> the endpoint's name
+            (see :mod:`personae.engine.models`); whoever is not here uses the
+            run's ``default`` endpoint. The parameter ``"<who>.endpoint"`` sets
+            one entry, so a grid can vary it (``--grid counselor.endpoint=a,b``).
 
     Raises:
         ConfigError: Names clash, or a rule, network or probe names someone
@@ -122,6 +127,7 @@ class ScenarioBase(BaseModel):
     check: Callable[[Any], None] | None = None
     network: Network | None = None
     memory_window: int | None = Field(default=None, ge=1)
+    endpoints: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> ScenarioBase:
@@ -133,6 +139,11 @@ class ScenarioBase(BaseModel):
         unknown = [k for k in self.rules if k not in names and k not in roles]
         if unknown:
             raise ValueError(f"rules for {unknown}, who is neither a name nor a role here")
+        unbound = [k for k in self.endpoints if k not in names and k not in roles and k != "judge"]
+        if unbound:
+            raise ValueError(
+                f"endpoints for {unbound}, who is neither a name nor a role here nor 'judge'"
+            )
         for probe in self.probes:
             never: list[str] = [m for m in probe.at if m not in self.moments]
             if probe.every is not None and "turn" not in self.moments:
@@ -182,6 +193,8 @@ class ScenarioBase(BaseModel):
         keys = list(self.grid_fields) + sorted(self.params)
         for p in self.agents:
             keys += [f"{p.name}.{f}" for f in Persona.model_fields if f not in ("name",)]
+            keys.append(f"{p.name}.endpoint")
+        keys.append("judge.endpoint")
         return keys
 
     def with_params(self, params: Mapping[str, Any]) -> Any:
@@ -197,12 +210,15 @@ class ScenarioBase(BaseModel):
         """
         top: dict[str, Any] = {}
         free = dict(self.params)
+        bound = dict(self.endpoints)
         personas = {p.name: p.model_dump() for p in self.agents}
         for key, value in params.items():
             if key in self.grid_fields:
                 top[key] = value
             elif key in self.params:
                 free[key] = value
+            elif key.endswith(".endpoint") and key.count(".") == 1:
+                bound[self._binding_key(key)] = str(value)
             elif "." in key:
                 who, _, path = key.partition(".")
                 try:
@@ -224,7 +240,7 @@ class ScenarioBase(BaseModel):
             agents = tuple(Persona.model_validate(d) for d in personas.values())
             new = self.model_copy(update={})
             data = {f: getattr(new, f) for f in type(self).model_fields}
-            data.update(top, agents=agents, params=free)
+            data.update(top, agents=agents, params=free, endpoints=bound)
             scenario = type(self).model_validate(data)
         except ValidationError as exc:
             raise ConfigError(
@@ -235,6 +251,15 @@ class ScenarioBase(BaseModel):
             scenario = self.configure(scenario, scenario.params)
         return scenario
 
+    def _binding_key(self, key: str) -> str:
+        who = key.removesuffix(".endpoint")
+        if who == "judge" or who in {p.role for p in self.agents}:
+            return who
+        try:
+            return self.persona(who).name
+        except ConfigError:
+            raise ConfigError(self._unknown_param(key)) from None
+
     def _unknown_param(self, key: str) -> str:
         fields = [f for f in Persona.model_fields if f != "name"]
         people = sorted({p.name for p in self.agents} | {p.role for p in self.agents if p.role})
@@ -243,6 +268,7 @@ class ScenarioBase(BaseModel):
             candidates += [f"{who}.{f}" for f in fields]
             candidates += [f"{who}.big_five.{trait}" for trait in "OCEAN"]
             candidates += [f"{who}.demographics.{f}" for f in Demographics.model_fields]
+            candidates.append(f"{who}.endpoint")
         close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         free = (
@@ -254,7 +280,8 @@ class ScenarioBase(BaseModel):
             f"unknown parameter {key!r} for scenario {self.name!r}.{hint} Parameters are "
             f"scenario fields ({', '.join(self.grid_fields)}),{free} or '<name or role>.<field>' "
             f"for {', '.join(people)} with the fields {', '.join(fields)} "
-            "(one level deeper for big_five.O/C/E/A/N and demographics.<field>)."
+            "(one level deeper for big_five.O/C/E/A/N and demographics.<field>), or "
+            "'<name, role or judge>.endpoint' for the model endpoint they use."
         )
 
     # -- description and graph ----------------------------------------------------------
@@ -308,6 +335,7 @@ class ScenarioBase(BaseModel):
             **({"randomize": callable_label(self.randomize)} if self.randomize else {}),
             **({"check": callable_label(self.check)} if self.check else {}),
             **({"network": self.network.describe()} if self.network else {}),
+            **({"endpoints": dict(self.endpoints)} if self.endpoints else {}),
         }
 
     def new_episode(self, model: Any, *, seed: int, log: Any = None) -> Any:

@@ -71,6 +71,8 @@ class BackendOptions:
         say: Where status lines go (a rich console's ``print``).
         server_log: Log file of a server started for the run.
         prefix_caching: Start a server with its prefix cache on.
+        served_model_names: More names a server started for the run answers to
+            (endpoints of the run that are ``"embedded"`` under another name).
     """
 
     base_url: str | None = None
@@ -83,6 +85,7 @@ class BackendOptions:
     say: Callable[[str], Any] = print
     server_log: str | Path | None = None
     prefix_caching: bool = False
+    served_model_names: tuple[str, ...] = ()
 
     def client_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~personae.llm.wrappers.build_client` these set."""
@@ -197,7 +200,13 @@ async def open_embedded(
     from personae.llm.wrappers import RetryingModel, build_client, find_layer
 
     say = options.say
-    server = EmbeddedServer(log_path=options.server_log, prefix_caching=options.prefix_caching)
+    from personae.llm.vllm.server import DEFAULT_SERVED_MODEL_NAME
+
+    server = EmbeddedServer(
+        served_model_name=(DEFAULT_SERVED_MODEL_NAME, *options.served_model_names),
+        log_path=options.server_log,
+        prefix_caching=options.prefix_caching,
+    )
     say(
         "[dim]Starting the embedded vLLM server (2 to 4 minutes on a 2-core CPU; "
         f"log: {server.log_path})...[/]"
@@ -244,6 +253,7 @@ async def connected_model(
     console: Console | None = None,
     server_log: str | Path | None = None,
     prefix_caching: bool = False,
+    served_model_names: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[ChatModel, dict[str, Any]]]:
     """Yield ``(chat model, server info)`` for one run and clean up afterwards.
 
@@ -268,6 +278,8 @@ async def connected_model(
         server_log: Log file of the embedded server, when one is started.
         prefix_caching: Start the embedded server with its prefix cache on (faster,
             but the same seed no longer reproduces the same transcript exactly).
+        served_model_names: More names the embedded server answers to (its
+            first name is always the bundled model's).
 
     Raises:
         ConfigError: ``max_restarts`` is negative, or ``backend`` is unknown
@@ -292,6 +304,10 @@ async def connected_model(
         say=(console or Console(stderr=True)).print,
         server_log=server_log,
         prefix_caching=prefix_caching,
+        served_model_names=served_model_names,
     )
     async with factory(options) as connected:
         yield connected
+
+
+import personae.llm.hf  # noqa: E402,F401  (registers the "transformers" backend; torch loads lazily)

@@ -77,8 +77,9 @@ class Judge(BaseModel):
         who: Names or roles of the agents rated (default: every agent).
         window: How many of the agent's most recent utterances the judge reads.
         rubric: The judge's instructions (default: :data:`RUBRIC`).
-        model: A separate :class:`~personae.llm.base.ChatModel` for the judge
-            (default: the episode's model).
+        model: A separate :class:`~personae.llm.base.ChatModel` for the judge, or
+            the name of a run's endpoint (default: the endpoint the scenario binds
+            ``judge`` to, else the run's default model).
         temperature: Sampling temperature of the ratings.
         constrain: Constrain the answer to a JSON schema (vLLM structured outputs).
     """
@@ -103,7 +104,11 @@ class Judge(BaseModel):
     def describe(self) -> dict[str, Any]:
         """A JSON-able description, part of the experiment's configuration."""
         data = self.model_dump(mode="json", exclude={"model"})
-        data["judge_model"] = getattr(self.model, "name", None)
+        data["judge_model"] = (
+            f"endpoint:{self.model}"
+            if isinstance(self.model, str)
+            else getattr(self.model, "name", None)
+        )
         return data
 
     def check(self, names: Sequence[str], roles: Mapping[str, str]) -> None:

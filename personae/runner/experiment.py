@@ -166,7 +166,9 @@ class Experiment(BaseModel):
         grid = {k: json.loads(json.dumps(v, default=str)) for k, v in self.grid.items()}
         return {"grid": grid, "replicates": self.replicates}
 
-    def identity(self, model: str | None = None) -> str:
+    def identity(
+        self, model: str | None = None, endpoints: Mapping[str, str | None] | None = None
+    ) -> str:
         """The experiment's identity: 24 hex characters, the same in every process.
 
         Made of the name, the scenario (its settings and the code of every
@@ -175,21 +177,33 @@ class Experiment(BaseModel):
         Replicates and grid values are the :meth:`extent`, not the identity.
 
         Args:
-            model: The model name the experiment runs against.
+            model: The model name the experiment runs against (its ``default`` endpoint).
+            endpoints: The models of the named endpoints it uses (:meth:`endpoint_names`),
+                by name; their URLs and keys are not part of the identity.
 
         Raises:
             ConfigError: The scenario holds a value that cannot be identified stably.
         """
-        return digest(
-            {
-                "identity_version": IDENTITY_VERSION,
-                "name": self.label,
-                "scenario": fingerprint(self.scenario, "scenario"),
-                "grid_keys": sorted(self.grid),
-                "seed": self.seed,
-                "model": model,
-            }
-        )
+        data: dict[str, Any] = {
+            "identity_version": IDENTITY_VERSION,
+            "name": self.label,
+            "scenario": fingerprint(self.scenario, "scenario"),
+            "grid_keys": sorted(self.grid),
+            "seed": self.seed,
+            "model": model,
+        }
+        if endpoints:
+            data["endpoints"] = dict(sorted(endpoints.items()))
+        return digest(data)
+
+    def endpoint_names(self) -> list[str]:
+        """The named endpoints the scenario's bindings and the grid refer to, sorted."""
+        names = {str(v) for v in self.scenario.endpoints.values()}
+        for key, values in self.grid.items():
+            if key.endswith(".endpoint"):
+                names.update(str(v) for v in values)
+        names.discard("default")
+        return sorted(names)
 
     def config_hash(self, model: str | None = None) -> str:
         """Deprecated alias of :meth:`identity`."""

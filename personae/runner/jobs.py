@@ -43,6 +43,7 @@ from personae.runner.identity import digest, fingerprint, params_key
 from personae.store.rows import LLMCallRecord, Record, TurnRecord, now
 
 if TYPE_CHECKING:
+    from personae.engine.models import Models
     from personae.llm.base import ChatModel
     from personae.runner.experiment import Experiment
 
@@ -165,6 +166,8 @@ class EpisodeJob:
         scenario_identity: :func:`scenario_identity` of the experiment's
             scenario; a worker that loads ``target`` and finds another
             scenario (the file changed) refuses the job.
+        endpoints: The run's named endpoints besides ``endpoint`` (which is
+            ``default``), by name (see :mod:`personae.engine.models`).
     """
 
     target: str | None
@@ -172,6 +175,7 @@ class EpisodeJob:
     episode_id: int
     endpoint: ModelEndpoint | None = None
     scenario_identity: str | None = None
+    endpoints: Mapping[str, ModelEndpoint] = field(default_factory=dict)
 
 
 Status = Literal["complete", "failed", "interrupted"]
@@ -251,7 +255,7 @@ async def run_episode(
     job: EpisodeJob,
     sink: RunSink,
     *,
-    model: ChatModel | None = None,
+    model: ChatModel | Models | None = None,
     experiment: Experiment | None = None,
 ) -> EpisodeOutcome:
     """Run one episode into ``sink`` and say how it went.
@@ -264,7 +268,8 @@ async def run_episode(
     Args:
         job: What to run.
         sink: Where its rows and status go.
-        model: The model to call (default: connect to ``job.endpoint``).
+        model: The model to call, or the run's models by endpoint name
+            (default: connect to ``job.endpoint`` and ``job.endpoints``).
         experiment: The experiment the job belongs to (default: loaded from
             ``job.target``, once per process).
 
@@ -311,14 +316,26 @@ async def run_episode(
 
 
 @contextlib.asynccontextmanager
-async def _model_for(job: EpisodeJob, model: ChatModel | None) -> AsyncIterator[ChatModel]:
+async def _model_for(
+    job: EpisodeJob, model: ChatModel | Models | None
+) -> AsyncIterator[ChatModel | Models]:
     if model is not None:
         yield model
         return
     if job.endpoint is None:
         raise ConfigError(f"job of episode {job.episode_id} names no model endpoint")
-    async with job.endpoint.connect() as chat:
-        yield chat
+    from personae.engine.models import Models
+
+    async with contextlib.AsyncExitStack() as stack:
+        chat = await stack.enter_async_context(job.endpoint.connect())
+        if not job.endpoints:
+            yield chat
+            return
+        named = {
+            name: await stack.enter_async_context(endpoint.connect())
+            for name, endpoint in job.endpoints.items()
+        }
+        yield Models(chat, named)
 
 
 _LOADED: dict[str, tuple[Experiment, str]] = {}

@@ -19,6 +19,7 @@ import functools
 import inspect
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ from typing import Any
 
 from rich.console import Console
 
+from personae.engine.models import Models, as_models
 from personae.errors import StoreError
 from personae.llm.base import ChatModel
-from personae.llm.outage import ServerOutage
+from personae.llm.endpoints import DEFAULT_ENDPOINT, Endpoint
 from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
 from personae.runner.blocking import NewDatabase, run_coroutine
 from personae.runner.executors import Executor, LocalExecutor
@@ -43,8 +45,9 @@ from personae.runner.jobs import (
     scenario_identity,
 )
 from personae.runner.progress import RunCounters, experiment_progress
+from personae.runner.waits import announce_waits, outage_of, request_limit, waiting_status
 from personae.store.database import Database
-from personae.store.rows import Record
+from personae.store.rows import LLMCallRecord, Record
 from personae.store.runlock import RunLock
 from personae.store.writer import DEFAULT_WRITE_WAIT, Writer
 
@@ -54,6 +57,7 @@ __all__ = [
     "describe_scenario_error",
     "run_experiment",
     "run_sync",
+    "used_endpoints",
 ]
 
 
@@ -68,6 +72,8 @@ class RunSummary:
         server_outages: Times the server could not be reached and was waited out.
         server_wait_s: Seconds spent waiting for it.
         lock_waits: Commits that found the database locked by another program.
+        calls_by_endpoint: Model calls stored by this run, per endpoint name.
+        calls_by_replica: Those answered by a replica of a pool, per replica.
     """
 
     db: str
@@ -88,6 +94,8 @@ class RunSummary:
     server_outages: int = 0
     server_wait_s: float = 0.0
     lock_waits: int = 0
+    calls_by_endpoint: dict[str, int] = field(default_factory=dict)
+    calls_by_replica: dict[str, int] = field(default_factory=dict)
 
     @property
     def complete(self) -> int:
@@ -119,10 +127,16 @@ class _CountingSink:
         self.writer = writer
         self.counters = counters
         self.seen: dict[int, RowTally] = {}
+        self.by_endpoint: Counter[str] = Counter()
+        self.by_replica: Counter[str] = Counter()
 
     def add(self, row: Record) -> None:
         self.writer.add(row)
         self.counters.see(row)
+        if isinstance(row, LLMCallRecord) and row.error is None:
+            self.by_endpoint[row.endpoint or DEFAULT_ENDPOINT] += 1
+            if row.replica:
+                self.by_replica[row.replica] += 1
         tally = self.seen.get(row.episode_id)
         if tally is None:
             tally = self.seen[row.episode_id] = RowTally()
@@ -178,7 +192,7 @@ def _new_episode_rows(plan: _Plan, specs: list[EpisodeSpec]) -> list[dict[str, A
 async def run_experiment(
     experiment: Experiment,
     db: str | Path,
-    model: ChatModel,
+    model: ChatModel | Models,
     *,
     executor: Executor | None = None,
     max_episodes: int | None = None,
@@ -200,7 +214,8 @@ async def run_experiment(
         experiment: What to run.
         db: The SQLite file (created if missing).
         model: The ChatModel shared by all episodes (bound its requests in
-            flight with :class:`~personae.llm.wrappers.ConcurrencyLimitedModel`).
+            flight with :class:`~personae.llm.wrappers.ConcurrencyLimitedModel`),
+            or the run's :class:`~personae.engine.models.Models` by endpoint name.
         executor: Where episodes run (default: :class:`LocalExecutor`).
         max_episodes: Episodes in flight for the default executor (default:
             4 x the model's request limit, at least 64).
@@ -263,7 +278,7 @@ async def run_experiment(
 async def _run_locked(
     experiment: Experiment,
     database: Database,
-    model: ChatModel,
+    model: ChatModel | Models,
     *,
     executor: Executor | None,
     max_episodes: int | None,
@@ -274,12 +289,15 @@ async def _run_locked(
     write_wait: float,
     target: str | None,
 ) -> RunSummary:
+    models = as_models(model)
+    model = models.default
     model_name = getattr(model, "name", None)
+    used = used_endpoints(experiment, models)
     experiment_id = database.ensure_experiment(
         name=experiment.label,
         scenario=experiment.scenario.name,
         config={**experiment.config(), **experiment.extent()},
-        config_hash=experiment.identity(model_name),
+        config_hash=experiment.identity(model_name, used),
         seed=experiment.seed,
         model=model_name,
         server_info=server_info,
@@ -314,20 +332,22 @@ async def _run_locked(
     summary = RunSummary(str(database.path), experiment_id, total=len(specs), already_complete=done)
     summary.reset_incomplete = len(broken)
     if executor is None:
-        limit = _request_limit(model)
+        limit = request_limit(model)
         executor = LocalExecutor(
             max_episodes or max(64, 4 * limit) if limit else (max_episodes or 1024)
         )
 
     writer = Writer(database, write_wait=write_wait)
-    outage = _outage(model)
-    counters = RunCounters(status=lambda: _waiting(outage, writer))
+    outage = outage_of(model)
+    counters = RunCounters(status=lambda: waiting_status(outage, writer))
     sink = _CountingSink(writer, counters)
     await writer.start()
     bar = experiment_progress(counters, enabled=progress, console=console)
     task_id = bar.add_task(experiment.label, total=len(specs), completed=done)
-    jobs = _jobs(experiment, todo, ids, model, target)
-    run = functools.partial(run_episode, sink=sink, model=model, experiment=experiment)
+    jobs = _jobs(experiment, todo, ids, models, target)
+    run = functools.partial(
+        run_episode, sink=sink, model=models if used else model, experiment=experiment
+    )
 
     def report(outcome: EpisodeOutcome) -> None:
         _account(summary, counters, sink.seen.pop(outcome.episode_id, None), outcome)
@@ -335,7 +355,7 @@ async def _run_locked(
 
     started = time.perf_counter()
     announce = bar.console.print if progress else say  # above a live bar, through its console
-    announcer = asyncio.create_task(_announce_waits(outage, writer, announce))
+    announcer = asyncio.create_task(announce_waits(outage, writer, announce))
     try:
         with bar:
             await _map(executor, jobs, run, report)
@@ -352,6 +372,8 @@ async def _run_locked(
         if outage is not None:
             summary.server_outages, summary.server_wait_s = outage.outages, outage.waited_s
         summary.lock_waits = writer.lock_waits
+        summary.calls_by_endpoint = dict(sorted(sink.by_endpoint.items()))
+        summary.calls_by_replica = dict(sorted(sink.by_replica.items()))
         await asyncio.to_thread(database.close)
     return summary
 
@@ -360,18 +382,35 @@ def _jobs(
     experiment: Experiment,
     todo: list[EpisodeSpec],
     ids: dict[tuple[str, int], int],
-    model: ChatModel,
+    models: Models,
     target: str | None,
 ) -> list[EpisodeJob]:
     """One picklable job per episode to run; a target file is named by its absolute path."""
     if target is not None and target.endswith(".py"):
         target = str(Path(target).resolve())
-    endpoint = ModelEndpoint.of(model)
+    endpoint = ModelEndpoint.of(models.default)
+    named = {
+        name: ModelEndpoint.of(model) for name, model in models.items() if name != DEFAULT_ENDPOINT
+    }
     identity = scenario_identity(experiment) if target is not None else None
     return [
-        EpisodeJob(target, spec, ids[(spec.key, spec.replicate)], endpoint, identity)
+        EpisodeJob(target, spec, ids[(spec.key, spec.replicate)], endpoint, identity, named)
         for spec in todo
     ]
+
+
+def used_endpoints(experiment: Experiment, models: Models) -> dict[str, str | None]:
+    """The models of the named endpoints ``experiment`` binds anyone to, by name.
+
+    Raises:
+        ConfigError: A binding or grid value names an endpoint ``models`` lacks.
+    """
+    served = models.model_names()
+    used = {}
+    for name in experiment.endpoint_names():
+        models.get(name)  # an unknown name fails here, before any episode
+        used[name] = served[name]
+    return used
 
 
 def _account(
@@ -434,59 +473,6 @@ def _count_lost(summary: RunSummary, writer: Writer) -> None:
             summary.errors.append(message)
 
 
-def _outage(model: ChatModel) -> ServerOutage | None:
-    from personae.llm.wrappers import RetryingModel, find_layer
-
-    layer = find_layer(model, RetryingModel)
-    return layer.outage if layer is not None else None
-
-
-async def _announce_waits(
-    outage: ServerOutage | None, writer: Writer, say: Any, interval: float = 1.0
-) -> None:
-    """Print a line when the run starts and stops waiting for the server or the database.
-
-    The progress bar shows the wait too, but a narrow terminal can cut it off;
-    a printed line stays in the scrollback with its time.
-    """
-    server_down = locked = False
-    while True:
-        await asyncio.sleep(interval)
-        if outage is not None and outage.down != server_down:
-            server_down = outage.down
-            if server_down:
-                say(
-                    f"[yellow]{outage.describe().capitalize()}: {outage.last_error}. "
-                    f"Requests wait up to {outage.server_wait:g} s (--server-wait).[/]",
-                    highlight=False,
-                )
-            else:
-                say("[green]The server answers again; the run goes on.[/]")
-        if (writer.locked_since is not None) != locked:
-            locked = not locked
-            if locked:
-                say(f"[yellow]{writer.describe_wait().capitalize()}.[/]", highlight=False)
-            else:
-                say("[green]The database accepts writes again.[/]")
-
-
-def _waiting(outage: ServerOutage | None, writer: Writer) -> str:
-    """What the run waits for, short enough for the progress bar ("" when nothing)."""
-    parts = []
-    if outage is not None and outage.down:
-        parts.append(f"server down {outage.server_wait - outage.remaining():.0f} s")
-    if writer.locked_since is not None:
-        parts.append(f"database locked {time.time() - writer.locked_since:.0f} s")
-    return ", ".join(parts)
-
-
-def _request_limit(model: ChatModel) -> int | None:
-    from personae.llm.wrappers import ConcurrencyLimitedModel, find_layer
-
-    layer = find_layer(model, ConcurrencyLimitedModel)
-    return layer.max_in_flight if layer is not None else None
-
-
 def run_sync(
     experiment: Experiment,
     db: str | Path,
@@ -501,6 +487,7 @@ def run_sync(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = 5,
     server_wait: float = DEFAULT_SERVER_WAIT,
+    endpoints: Sequence[Endpoint] = (),
     **options: Any,
 ) -> RunSummary:
     """Run an experiment from synchronous code, starting a server if none is given.
@@ -520,9 +507,11 @@ def run_sync(
         retries: Retries of a request after an ordinary retryable error.
         server_wait: Seconds the run waits out a server that cannot be reached
             before the episodes waiting on it fail.
+        endpoints: Named endpoints besides the default (see
+            :mod:`personae.llm.endpoints`); the scenario's bindings say who uses which.
         **options: Passed to :func:`run_experiment`.
     """
-    from personae.llm.connect import connected_model
+    from personae.runner.endpoints import connected_models
 
     new = NewDatabase(db)
     try:
@@ -540,8 +529,9 @@ def run_sync(
                     return RunSummary(str(db), -1, total=total, already_complete=done)
 
             async def main() -> RunSummary:
-                async with connected_model(
+                async with connected_models(
                     model,
+                    endpoints=endpoints,
                     base_url=base_url,
                     model_name=model_name,
                     max_in_flight=max_in_flight,

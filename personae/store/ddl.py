@@ -12,6 +12,7 @@ as released:
   them where missing (a file from before 0.1.0).
 * ``V0_2_0_ADDED_COLUMNS``, ``V0_2_0_VIEWS``: what ``m003_honest_rows`` adds.
 * ``V0_3_0_ADDED_COLUMNS``: what ``m005_agent_prompts`` adds (no view changes).
+* ``V0_3_0_ENDPOINT_COLUMNS``: what ``m006_endpoints`` adds (no view changes).
 
 A new column, table, index or view is a new migration (``m005`` and on) with
 its own frozen DDL here, and the matching change to ``schema.py``;
@@ -28,6 +29,7 @@ __all__ = [
     "V0_2_0_ADDED_COLUMNS",
     "V0_2_0_VIEWS",
     "V0_3_0_ADDED_COLUMNS",
+    "V0_3_0_ENDPOINT_COLUMNS",
 ]
 
 
@@ -338,4 +340,9 @@ V0_2_0_VIEWS: dict[str, str] = {
 #: Columns ``m005`` adds, by table: (name, SQLite type). Rows written before stay NULL.
 V0_3_0_ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "agents": (("system_prompt", "TEXT"),),
+}
+
+#: Columns ``m006`` adds, by table: (name, SQLite type). Rows written before stay NULL.
+V0_3_0_ENDPOINT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "llm_calls": (("endpoint", "VARCHAR"), ("structured", "VARCHAR"), ("replica", "VARCHAR")),
 }

@@ -100,11 +100,26 @@ def m005_agent_prompts(conn: Connection) -> None:
     Agents stored before have it NULL (``personae prompt`` renders it again
     from the scenario). No view changes.
     """
-    for table, columns in ddl.V0_3_0_ADDED_COLUMNS.items():
+    _add_columns(conn, ddl.V0_3_0_ADDED_COLUMNS)
+
+
+def _add_columns(conn: Connection, added: dict[str, tuple[tuple[str, str], ...]]) -> None:
+    for table, columns in added.items():
         present = {row[1] for row in conn.execute(text(f"PRAGMA table_info({table})"))}
         for name, type_ in columns:
             if name not in present:
                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {type_}"))
+
+
+@migration
+def m006_endpoints(conn: Connection) -> None:
+    """``llm_calls.endpoint``, ``structured`` and ``replica``: where each call went and how.
+
+    The endpoint's name (``default`` for the run's own server), the
+    structured-output mechanism the call used, and the replica of a pool that
+    answered. Calls stored before have them NULL. No view changes.
+    """
+    _add_columns(conn, ddl.V0_3_0_ENDPOINT_COLUMNS)
 
 
 def migrate(conn: Connection) -> list[str]:

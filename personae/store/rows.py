@@ -117,6 +117,12 @@ class LLMCallRecord(Record):
     raw_text: str | None = None
     raw_bytes: bytes | None = None
     replaced_chars: int | None = None
+    #: The endpoint's name (``default``: the run's own server).
+    endpoint: str | None = None
+    #: The structured-output mechanism used (``structured_outputs``, ``response_format``, ``none``).
+    structured: str | None = None
+    #: The replica of a pool that answered (its base URL without credentials).
+    replica: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -104,6 +104,9 @@ class LLMCallRow(Base):
     raw_text: Mapped[str | None] = mapped_column(Text)
     raw_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
     replaced_chars: Mapped[int | None] = mapped_column(Integer)
+    endpoint: Mapped[str | None] = mapped_column(String)
+    structured: Mapped[str | None] = mapped_column(String)
+    replica: Mapped[str | None] = mapped_column(String)
 
 
 class TurnRow(Base):

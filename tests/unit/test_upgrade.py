@@ -51,6 +51,7 @@ def test_an_old_database_is_upgraded_reported_and_takes_a_new_run(tmp_path):
         "m003_honest_rows",
         "m004_row_id_blocks",
         "m005_agent_prompts",
+        "m006_endpoints",
     ]
     assert old_turns == (16, 0, 0)
 

@@ -103,7 +103,9 @@ class EmbeddedServer:
     Args:
         model: A Hugging Face model folder or a hub id already in the local
             cache; the bundled SmolLM2-135M-Instruct if omitted.
-        served_model_name: The name clients ask for (``model`` in requests).
+        served_model_name: The name clients ask for (``model`` in requests); a
+            sequence of names serves the same weights under each of them (e.g. two
+            endpoints of one experiment on one server). :attr:`model` is the first.
         host: The interface to listen on. Any host other than loopback
             (``127.0.0.1``, ``::1``, ``localhost``) needs ``api_key``.
         port: The port; a free one is picked (at construction) if omitted.
@@ -138,7 +140,7 @@ class EmbeddedServer:
         self,
         model: str | os.PathLike[str] | None = None,
         *,
-        served_model_name: str = DEFAULT_SERVED_MODEL_NAME,
+        served_model_name: str | Sequence[str] = DEFAULT_SERVED_MODEL_NAME,
         host: str = "127.0.0.1",
         port: int | None = None,
         log_path: str | os.PathLike[str] | None = None,
@@ -154,7 +156,11 @@ class EmbeddedServer:
         if not api_key and not is_loopback_host(host):
             raise ConfigError(open_server_message(host))
         self._model_arg = model
-        self._served_model_name = served_model_name
+        names = (served_model_name,) if isinstance(served_model_name, str) else served_model_name
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(f"served model names must be non-empty text, not {names!r}")
+        self._served_model_names = tuple(dict.fromkeys(names))
+        self._served_model_name = self._served_model_names[0]
         self._host = host
         self._api_key = api_key or None
         # A free port is picked now, so base_url and log_path are known before start().
@@ -200,8 +206,13 @@ class EmbeddedServer:
 
     @property
     def model(self) -> str:
-        """The served model name clients put in requests."""
+        """The served model name clients put in requests (the first, if several)."""
         return self._served_model_name
+
+    @property
+    def served_model_names(self) -> tuple[str, ...]:
+        """Every name the server answers to."""
+        return self._served_model_names
 
     @property
     def model_path(self) -> str | None:
@@ -263,6 +274,11 @@ class EmbeddedServer:
             "dtype": self._dtype,
             "prefix_caching": self._prefix_caching,
             "model": self._served_model_name,
+            **(
+                {"served_model_names": list(self._served_model_names)}
+                if len(self._served_model_names) > 1
+                else {}
+            ),
             "model_path": self._model_path,
             "base_url": self.base_url,
         }
@@ -382,7 +398,7 @@ class EmbeddedServer:
         )
         command = [
             "--model", model_path,
-            "--served-model-name", self._served_model_name,
+            "--served-model-name", *self._served_model_names,
             "--host", self._host,
             "--port", str(self._port),
             *flags,

@@ -1,0 +1,1 @@
+"""The ``personae`` command's subcommands, by theme; :mod:`personae.cli` registers them."""
