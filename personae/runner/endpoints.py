@@ -27,7 +27,8 @@ from rich.console import Console
 
 from personae.engine.models import Models
 from personae.errors import ConfigError
-from personae.llm.backends import DEFAULT_MAX_RESTARTS, connected_model
+from personae.llm import backends
+from personae.llm.backends import DEFAULT_MAX_RESTARTS
 from personae.llm.base import ChatModel
 from personae.llm.endpoints import EMBEDDED, Endpoint, unique
 from personae.llm.urls import redact_url
@@ -142,7 +143,7 @@ async def connected_models(
     )
     async with contextlib.AsyncExitStack() as stack:
         default, info = await stack.enter_async_context(
-            connected_model(
+            backends.connected_model(
                 model,
                 backend=backend,
                 base_url=base_url,
