@@ -39,6 +39,12 @@ def _group() -> Scenario:
     return group()
 
 
+def _safety() -> Experiment:
+    from personae.studies.safety.scenario import clinical_safety_experiment
+
+    return clinical_safety_experiment()
+
+
 def _cohort() -> ScenarioBase:
     from personae.studies.cohort.builtin import student_cohort
 
@@ -52,6 +58,7 @@ BUILTINS: dict[str, Callable[[], ScenarioBase | Experiment]] = {
     "debate": _debate,
     "group": _group,
     "student-cohort": _cohort,
+    "clinical-safety": _safety,
 }
 
 
@@ -78,6 +85,7 @@ SECTIONS: list[Section] = [
     study_section("Persuasion", "personae.studies.debate.report"),
     study_section("Group dynamics", "personae.studies.group.report"),
     study_section("Student cohort", "personae.studies.cohort.report"),
+    study_section("Clinical safety", "personae.studies.safety.report"),
 ]
 
 
