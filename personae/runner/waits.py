@@ -14,8 +14,12 @@ __all__ = ["announce_waits", "outage_of", "request_limit", "waiting_status"]
 
 
 def outage_of(model: ChatModel) -> ServerOutage | None:
+    """The outage record of a model's server: its retry layer's, or a replica pool's own."""
     from personae.llm.wrappers import RetryingModel, find_layer
 
+    own = getattr(model, "outage", None)
+    if isinstance(own, ServerOutage):  # a replica pool: every replica out at once
+        return own
     layer = find_layer(model, RetryingModel)
     return layer.outage if layer is not None else None
 
@@ -60,7 +64,12 @@ def waiting_status(outage: ServerOutage | None, writer: Writer) -> str:
 
 
 def request_limit(model: ChatModel) -> int | None:
+    """Requests a model lets on the wire at once (a pool: the sum over its replicas)."""
     from personae.llm.wrappers import ConcurrencyLimitedModel, find_layer
 
+    replicas = getattr(model, "replica_models", None)
+    if isinstance(replicas, tuple) and replicas:
+        limits = [request_limit(replica) for replica in replicas]
+        return sum(limit for limit in limits if limit) or None
     layer = find_layer(model, ConcurrencyLimitedModel)
     return layer.max_in_flight if layer is not None else None
