@@ -16,6 +16,18 @@ fields were removed in 0.12)::
                                        "json_schema": {"name": n, "schema": schema}}
     JsonSchema(None)            -> response_format: {"type": "json_object"}
 
+That is the ``"vllm"`` mode. A server that is not vLLM refuses
+``structured_outputs``, so the client picks a mode per server (see
+:class:`~personae.llm.openai.OpenAIChatModel` and ``docs/servers.md``)::
+
+    mode      Choice, Regex, Grammar       JsonSchema
+    vllm      structured_outputs           response_format
+    openai    not sent                     response_format
+    none      not sent                     not sent
+
+A constraint that is not sent leaves the reply free; callers read it tolerantly
+(an answer that cannot be read is stored as invalid, with its raw text).
+
 Extensions the OpenAI client understands (others are ignored)::
 
     Sampling(extensions={"extra_body": {"top_k": 20}})  more request fields, sent as they are
@@ -26,14 +38,43 @@ Extensions the OpenAI client understands (others are ignored)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TypeAlias, cast
 
 from personae.errors import ConfigError
 from personae.llm.base import Sampling
 from personae.llm.structured import Choice, Grammar, JsonSchema, Regex, StructuredOutput, structured
 
-__all__ = ["request_fields", "sdk_arguments", "sdk_split", "split_response_format"]
+__all__ = [
+    "MODES",
+    "Mechanism",
+    "Mode",
+    "StructuredMode",
+    "check_mode",
+    "downgrade",
+    "mechanism",
+    "names_constraint_field",
+    "request_fields",
+    "sdk_arguments",
+    "sdk_split",
+    "split_response_format",
+]
+
+StructuredMode: TypeAlias = Literal["auto", "vllm", "openai", "none"]
+"""How a client asks for structured outputs; ``"auto"`` detects the server."""
+
+Mode: TypeAlias = Literal["vllm", "openai", "none"]
+"""A mode in use (``"auto"`` resolved)."""
+
+Mechanism: TypeAlias = Literal["structured_outputs", "response_format", "none"]
+"""The field a constraint went in, as recorded in ``Completion.extensions["structured"]``."""
+
+#: The structured-output modes, in the order a client steps down through them.
+MODES: tuple[StructuredMode, ...] = ("auto", "vllm", "openai", "none")
+_DOWN: dict[Mode, Mode] = {"vllm": "openai", "openai": "none"}
+#: Words in a server's error text that name a constraint field.
+_CONSTRAINT_FIELD = re.compile(r"structured_outputs|response_format|guided_\w+")
 
 #: Request fields the SDK's ``create`` takes as arguments; any other goes in ``extra_body``.
 _SDK_FIELDS = frozenset(
@@ -73,17 +114,69 @@ def _structured_fields(constraint: StructuredOutput) -> dict[str, Any]:
     raise ConfigError(f"unknown structured-output constraint {constraint!r}")
 
 
-def request_fields(sampling: Sampling) -> dict[str, Any]:
+def check_mode(structured: str) -> StructuredMode:
+    """``structured`` if it is one of :data:`MODES`.
+
+    Raises:
+        ConfigError: It is not; the message lists the modes.
+    """
+    if structured not in MODES:
+        raise ConfigError(
+            f"structured must be one of {', '.join(MODES)}, got {structured!r} (auto detects "
+            "the server; vllm sends structured_outputs; openai sends JSON schemas only; none "
+            "sends no constraint)"
+        )
+    return cast(StructuredMode, structured)
+
+
+def mechanism(constraint: StructuredOutput | None, mode: Mode) -> Mechanism | None:
+    """The field ``constraint`` is sent in under ``mode``; None when there is no constraint.
+
+    Example::
+
+        >>> mechanism(Choice(["a", "b"]), "openai")
+        'none'
+    """
+    if constraint is None:
+        return None
+    if mode == "none":
+        return "none"
+    if isinstance(constraint, JsonSchema):
+        return "response_format"
+    return "structured_outputs" if mode == "vllm" else "none"
+
+
+def downgrade(mode: Mode, constraint: StructuredOutput) -> Mode | None:
+    """The next mode down that sends ``constraint`` differently, or None at the bottom.
+
+    One step (vllm -> openai -> none), or two where the middle one would send
+    the same field again (a JSON schema goes in ``response_format`` under both
+    vllm and openai).
+    """
+    sent = mechanism(constraint, mode)
+    lower = _DOWN.get(mode)
+    while lower is not None and mechanism(constraint, lower) == sent:
+        lower = _DOWN.get(lower)
+    return lower
+
+
+def names_constraint_field(text: str) -> bool:
+    """Whether a server's error text names a constraint field (``structured_outputs``, ...)."""
+    return _CONSTRAINT_FIELD.search(text) is not None
+
+
+def request_fields(sampling: Sampling, *, mode: Mode = "vllm") -> dict[str, Any]:
     """The top-level chat-completion fields for ``sampling``, as sent and as recorded.
 
     Everything but ``model`` and ``messages``: the sampling fields, the
-    constraint in the server's dialect (see the module docstring), and the
-    ``extra_body`` and ``logprobs`` extensions. vLLM-only fields appear at the
-    top level here (``structured_outputs``, ``top_k``); the client sends them
-    in the SDK's ``extra_body``.
+    constraint in the field ``mode`` puts it in (see the module docstring),
+    and the ``extra_body`` and ``logprobs`` extensions. vLLM-only fields
+    appear at the top level here (``structured_outputs``, ``top_k``); the
+    client sends them in the SDK's ``extra_body``.
 
     Args:
         sampling: The request's sampling.
+        mode: The structured-output mode: ``"vllm"``, ``"openai"`` or ``"none"``.
 
     Returns:
         A JSON-ready dict, e.g. ``{"max_tokens": 32, "temperature": 0.8,
@@ -102,8 +195,9 @@ def request_fields(sampling: Sampling) -> dict[str, Any]:
         fields["seed"] = sampling.seed
     if sampling.stop:
         fields["stop"] = list(sampling.stop)
-    if sampling.response_format is not None:
-        fields.update(_structured_fields(sampling.response_format))
+    constraint = sampling.response_format
+    if constraint is not None and mechanism(constraint, mode) != "none":
+        fields.update(_structured_fields(constraint))
     extensions = sampling.extensions
     if "logprobs" in extensions:
         top = extensions["logprobs"]

@@ -32,11 +32,12 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from personae.errors import ConfigError
+from personae.llm.dialect import StructuredMode
 from personae.llm.urls import redact_url
 
 __all__ = [
@@ -55,7 +56,6 @@ DEFAULT_ENDPOINT = "default"
 #: ``base_url`` value that means "the embedded vLLM server of this run".
 EMBEDDED = "embedded"
 
-StructuredMode = Literal["auto", "vllm", "openai", "none"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 

@@ -22,6 +22,15 @@ one place, :mod:`personae.llm.dialect` (structured outputs in OpenAI's or
 vLLM's field, the ``extra_body`` and ``logprobs`` extensions). With the
 ``logprobs`` extension, ``Completion.extensions["logprobs"]`` holds the
 server's per-token log probabilities.
+
+Structured outputs: each client has a mode (``structured=``): ``"vllm"``,
+``"openai"``, ``"none"`` or ``"auto"`` (the default), which detects the server
+once, at the first request with a constraint: vLLM if ``GET {root}/version``
+answers a version or ``GET /v1/models`` lists a model ``owned_by: "vllm"``,
+else ``"openai"``. Under ``"auto"``, an HTTP 400 (or 422) whose text names a
+constraint field steps the mode down (vllm -> openai -> none), sends the same
+request again once and keeps the lower mode. ``Completion.extensions["structured"]``
+records the field each constrained request used (see :mod:`personae.llm.dialect`).
 """
 
 from __future__ import annotations
@@ -43,7 +52,19 @@ from personae.llm.base import (
     Sampling,
     resolve_sampling,
 )
-from personae.llm.dialect import request_fields, sdk_arguments, sdk_split, split_response_format
+from personae.llm.dialect import (
+    Mode,
+    StructuredMode,
+    check_mode,
+    downgrade,
+    mechanism,
+    names_constraint_field,
+    request_fields,
+    sdk_arguments,
+    sdk_split,
+    split_response_format,
+)
+from personae.llm.structured import StructuredOutput
 from personae.llm.urls import redact_url
 
 if TYPE_CHECKING:
@@ -63,6 +84,9 @@ _SNIPPET = 300
 _VERSION_TIMEOUT = 10.0
 _CONNECTIONS_PER_POOL = 8
 _RETRYABLE_STATUS = frozenset({408, 409, 429})  # the statuses the SDK itself would retry
+#: Statuses with which a server refuses a field it does not take (422: FastAPI-style servers).
+_REFUSED_STATUS = frozenset({400, 422})
+_RANK: dict[Mode, int] = {"vllm": 0, "openai": 1, "none": 2}
 
 
 def resolve_api_key(api_key: str | None = None) -> str:
@@ -178,6 +202,13 @@ class OpenAIChatModel:
         max_connections: Most connections open at once when ``http_client`` is
             not given (spread over several small pools, which keeps hundreds of
             requests in flight cheap).
+        structured: How structured outputs are asked for: ``"auto"`` (detect
+            the server, step down when it refuses a constraint field),
+            ``"vllm"``, ``"openai"`` or ``"none"`` (see the module docstring).
+            A declared mode is used as it is.
+
+    Raises:
+        ConfigError: ``max_connections`` < 1 or an unknown ``structured`` mode.
 
     Example::
 
@@ -195,9 +226,13 @@ class OpenAIChatModel:
         timeout: float = 600.0,
         http_client: httpx.AsyncClient | None = None,
         max_connections: int = 256,
+        structured: StructuredMode = "auto",
     ) -> None:
         if max_connections < 1:
             raise ConfigError(f"max_connections must be >= 1, got {max_connections}")
+        self.structured: StructuredMode = check_mode(structured)
+        self._mode: Mode | None = None if structured == "auto" else cast(Mode, structured)
+        self._mode_lock = asyncio.Lock()
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._model = model
@@ -224,6 +259,7 @@ class OpenAIChatModel:
                 for _ in range(shards)
             ]
         key = resolve_api_key(api_key)
+        self._key = key
         self._sdks = [
             openai.AsyncOpenAI(
                 base_url=self.base_url,
@@ -236,7 +272,7 @@ class OpenAIChatModel:
             for http in self._http
         ]
         self._load = [0] * len(self._sdks)
-        self._server: str | None = None
+        self._version: str | None = None
         self._server_known = False
         self._server_lock = asyncio.Lock()
         self._closed = False
@@ -257,6 +293,9 @@ class OpenAIChatModel:
         ``Completion.params`` holds the request's fields as :func:`request_fields`
         builds them; with the ``logprobs`` extension, ``Completion.extensions``
         holds the server's ``logprobs`` content (one entry per generated token).
+        A request with a constraint has ``Completion.extensions["structured"]``:
+        the field it went in (``"structured_outputs"``, ``"response_format"``)
+        or ``"none"`` where this server's mode does not send it.
 
         Raises:
             ModelError: The server refused or garbled the request (``retryable`` says
@@ -268,25 +307,27 @@ class OpenAIChatModel:
         sampling = resolve_sampling(sampling, legacy, self)
         if self._closed:
             raise ModelError(f"the client for {redact_url(self.base_url)} was closed")
-        params = request_fields(sampling)
-        arguments = sdk_split(params)
-        load = self._load
-        pool = min(range(len(load)), key=load.__getitem__) if len(load) > 1 else 0
-        load[pool] += 1
+        constraint = sampling.response_format
+        mode: Mode = "vllm" if constraint is None else await self.structured_mode()
+        params = request_fields(sampling, mode=mode)
         started = time.perf_counter()
         try:
-            raw = await self._sdks[pool].chat.completions.with_raw_response.create(
-                model=self._model,
-                messages=messages,  # type: ignore[arg-type]
-                **arguments,
-            )
-            content = raw.http_response.content
+            try:
+                content = await self._send(messages, params)
+            except openai.APIStatusError as exc:
+                lower = await self._step_down(exc, constraint, mode)
+                if lower is None:
+                    raise
+                mode = lower
+                params = request_fields(sampling, mode=mode)
+                content = await self._send(messages, params)
         except openai.OpenAIError as exc:
             raise _translate_error(exc, self.base_url, self.timeout) from exc
-        finally:
-            load[pool] -= 1
         latency_ms = (time.perf_counter() - started) * 1000.0
         data = self._parse(content)
+        used = mechanism(constraint, mode)
+        if used is not None:
+            data["extensions"]["structured"] = used
         return Completion(
             text=data["text"],
             model=data["model"] or self._model,
@@ -299,6 +340,87 @@ class OpenAIChatModel:
             server=await self.server_info(),
             extensions=data["extensions"],
         )
+
+    async def _send(self, messages: list[Message], params: dict[str, Any]) -> bytes:
+        """POST one chat completion on the least loaded pool; the raw body."""
+        load = self._load
+        pool = min(range(len(load)), key=load.__getitem__) if len(load) > 1 else 0
+        load[pool] += 1
+        try:
+            raw = await self._sdks[pool].chat.completions.with_raw_response.create(
+                model=self._model,
+                messages=messages,  # type: ignore[arg-type]
+                **sdk_split(params),
+            )
+            return raw.http_response.content
+        finally:
+            load[pool] -= 1
+
+    async def structured_mode(self) -> Mode:
+        """The structured-output mode requests with a constraint use now.
+
+        A declared mode as it is. Under ``"auto"``, detected once and kept:
+        ``"vllm"`` if ``GET {root}/version`` answers a version or ``GET /models``
+        lists a model ``owned_by: "vllm"``, else ``"openai"``; lower after a
+        server refused a constraint field. While the server cannot be asked,
+        ``"vllm"`` for now (a refusal still steps it down) and asked again later.
+        """
+        if self._mode is not None:
+            return self._mode
+        async with self._mode_lock:
+            if self._mode is not None:
+                return self._mode
+            try:
+                self._mode = await self._detect()
+            except httpx.HTTPError:
+                return "vllm"
+            return self._mode
+
+    async def _detect(self) -> Mode:
+        """vLLM or another OpenAI-compatible server, from ``/version`` then ``/models``.
+
+        Raises:
+            httpx.HTTPError: The server did not answer.
+        """
+        if await self._server_version() is not None:
+            return "vllm"
+        response = await self._http[0].get(
+            f"{self.base_url}/models",
+            headers={"Authorization": f"Bearer {self._key}"},
+            timeout=_VERSION_TIMEOUT,
+        )
+        try:
+            entries = response.json().get("data") if response.is_success else None
+        except (ValueError, AttributeError):
+            entries = None
+        owners = {e.get("owned_by") for e in entries or () if isinstance(e, dict)}
+        return "vllm" if "vllm" in owners else "openai"
+
+    async def _step_down(
+        self, exc: openai.APIStatusError, constraint: StructuredOutput | None, mode: Mode
+    ) -> Mode | None:
+        """The mode to send a refused request again in, or None to let the error stand.
+
+        Only under ``"auto"``, and only for a 400/422 whose text names the
+        constraint field this request sent. The lower mode is kept for later
+        requests (never raised again by a request that started earlier).
+        """
+        if (
+            self.structured != "auto"
+            or constraint is None
+            or mechanism(constraint, mode) == "none"
+            or exc.status_code not in _REFUSED_STATUS
+            or not names_constraint_field(_server_error_text(exc))
+        ):
+            return None
+        lower = downgrade(mode, constraint)
+        if lower is None:
+            return None
+        async with self._mode_lock:
+            current = self._mode
+            if current is None or _RANK[current] < _RANK[lower]:
+                self._mode = lower
+            return self._mode
 
     def _parse(self, content: bytes) -> dict[str, Any]:
         """Pick the fields we use out of a chat-completion body, or raise a retryable error."""
@@ -347,24 +469,33 @@ class OpenAIChatModel:
         Asked once from ``GET {root}/version`` (vLLM answers ``{"version": ...}``)
         and cached; a server without that route is recorded as unknown.
         """
+        try:
+            version = await self._server_version()
+        except httpx.HTTPError:
+            return None  # try again on a later call; the completion itself succeeded
+        return None if version is None else f"vllm {version}"
+
+    async def _server_version(self) -> str | None:
+        """The version ``GET {root}/version`` answers, asked once; None without one.
+
+        Raises:
+            httpx.HTTPError: The server did not answer (not cached: asked again later).
+        """
         if self._server_known:
-            return self._server
+            return self._version
         async with self._server_lock:
             if self._server_known:
-                return self._server
-            try:
-                response = await self._http[0].get(
-                    f"{_root_url(self.base_url)}/version", timeout=_VERSION_TIMEOUT
-                )
-            except httpx.HTTPError:
-                return None  # try again on a later call; the completion itself succeeded
+                return self._version
+            response = await self._http[0].get(
+                f"{_root_url(self.base_url)}/version", timeout=_VERSION_TIMEOUT
+            )
             self._server_known = True
             try:
                 version = response.json().get("version") if response.is_success else None
             except (ValueError, AttributeError):
                 version = None
-            self._server = f"vllm {version}" if isinstance(version, str) and version else None
-            return self._server
+            self._version = version if isinstance(version, str) and version else None
+            return self._version
 
     async def aclose(self) -> None:
         """Close the connection pool (unless the caller supplied ``http_client``)."""

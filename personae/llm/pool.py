@@ -74,6 +74,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
+    from personae.llm.dialect import StructuredMode
+
 __all__ = [
     "DEFAULT_CHECK_INTERVAL",
     "DEFAULT_REPLICA_WAIT",
@@ -529,6 +531,7 @@ def build_pool(
     check_interval: float = DEFAULT_CHECK_INTERVAL,
     replica_wait: float = DEFAULT_REPLICA_WAIT,
     timeout_retries: int = 1,
+    structured: StructuredMode = "auto",
 ) -> ReplicaPool:
     """A :class:`ReplicaPool` with the standard client stack for each replica.
 
@@ -545,6 +548,8 @@ def build_pool(
         replica_wait: Seconds a replica's own stack waits out a refused
             connection before the pool moves the request (0: move at once).
         timeout_retries: Times a request that timed out is sent again, on its replica.
+        structured: How each replica's client asks for structured outputs
+            (see :mod:`personae.llm.dialect`; ``"auto"`` detects the server).
 
     Returns:
         The pool; close it with :meth:`ReplicaPool.aclose`.
@@ -577,6 +582,7 @@ def build_pool(
                 timeout=timeout,
                 server_wait=replica_wait,
                 timeout_retries=timeout_retries,
+                structured=structured,
             ),
         )
         for url in urls

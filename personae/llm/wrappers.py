@@ -39,6 +39,8 @@ from personae.llm.outage import ServerOutage, is_outage
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from personae.llm.dialect import StructuredMode
+
 __all__ = [
     "DEFAULT_SERVER_WAIT",
     "DEFAULT_TIMEOUT",
@@ -395,6 +397,7 @@ def build_client(
     timeout: float = DEFAULT_TIMEOUT,
     server_wait: float = DEFAULT_SERVER_WAIT,
     timeout_retries: int = 1,
+    structured: StructuredMode = "auto",
 ) -> AccountingModel:
     """The standard client stack for an OpenAI-compatible server.
 
@@ -425,12 +428,14 @@ def build_client(
         server_wait: Seconds a run waits out a server that cannot be reached
             (restarting, rebooting) before its requests fail.
         timeout_retries: Times a request that timed out is sent again.
+        structured: The client's structured-output mode (``"auto"``, ``"vllm"``,
+            ``"openai"``, ``"none"``); see :class:`~personae.llm.openai.OpenAIChatModel`.
 
     Returns:
         The stack's outermost layer; :func:`find_layer` reaches the others.
 
     Raises:
-        ConfigError: A bound is out of range.
+        ConfigError: A bound is out of range or ``structured`` is not a mode.
     """
     from personae.llm.openai import OpenAIChatModel  # the SDK import is deferred until needed
 
@@ -448,6 +453,7 @@ def build_client(
         api_key=api_key,
         timeout=timeout,
         max_connections=max(256, max_in_flight),
+        structured=structured,
     )
     limited = ConcurrencyLimitedModel(client, max_in_flight)
     retrying = RetryingModel(

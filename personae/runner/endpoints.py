@@ -83,9 +83,8 @@ async def open_endpoint(
         "timeout": endpoint.timeout or timeout,
         "server_wait": server_wait,
         "api_key": key,
+        "structured": endpoint.structured,
     }
-    if endpoint.structured != "auto":  # the client's own default is to detect
-        options["structured"] = endpoint.structured
     if len(urls) > 1:
         from personae.llm.pool import build_pool
 

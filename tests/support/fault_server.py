@@ -21,11 +21,12 @@ tests.support.fault_server --port P --mode surrogate --count 3``, or
     handle.restart()       # a new process on the same port, last configuration
     handle.stop()
 
-Endpoints: ``GET /v1/models``, ``GET /version`` (``{"version": "fault-0"}``),
-``GET /health``, ``POST /v1/chat/completions`` and the control endpoint
-``GET /_control`` (configuration and statistics) / ``POST /_control`` (a JSON
-object with any of ``faults``, ``delay_s``, ``die_after``, ``strict``,
-``model``, ``seed``, ``reset``; see :meth:`FaultServer.configure`).
+Endpoints: ``GET /v1/models``, ``GET /version`` (``{"version": "fault-0"}``, as
+vLLM answers; HTTP 404 with ``vllm=False``, so the server looks like one that is
+not vLLM), ``GET /health``, ``POST /v1/chat/completions`` and the control
+endpoint ``GET /_control`` (configuration and statistics) / ``POST /_control``
+(a JSON object with any of ``faults``, ``delay_s``, ``die_after``, ``strict``,
+``vllm``, ``model``, ``seed``, ``reset``; see :meth:`FaultServer.configure`).
 
 Replies are deterministic: the text depends only on the last user message and
 the request's seed (``Reply <8 hex>: ...``), so transcripts are reproducible.
@@ -101,7 +102,9 @@ FAULT_KINDS = (
     "speaker",
     "stage",
 )
-_CONTROL_KEYS = frozenset({"faults", "delay_s", "die_after", "strict", "model", "seed", "reset"})
+_CONTROL_KEYS = frozenset(
+    {"faults", "delay_s", "die_after", "strict", "vllm", "model", "seed", "reset"}
+)
 _HANG_CAP_S = 3600.0  # "never" still ends: every wait in here is bounded
 _RECENT = 200
 _DEFAULT_MAX_TOKENS = 256
@@ -219,6 +222,7 @@ class _State:
     delay_s: float = 0.0
     die_after: int | None = None
     strict: bool = False
+    vllm: bool = True
     seed: int = 0
     faults: list[Fault] = field(default_factory=list)
     remaining: list[int | None] = field(default_factory=list)
@@ -247,7 +251,7 @@ class _State:
             if faults is not None:
                 self.faults = faults
                 self.remaining = [f.count for f in faults]
-            for key in ("delay_s", "strict", "model", "seed"):
+            for key in ("delay_s", "strict", "vllm", "model", "seed"):
                 if key in changes:
                     setattr(self, key, type(getattr(self, key))(changes[key]))
             if "die_after" in changes:
@@ -293,6 +297,7 @@ class _State:
                 "delay_s": self.delay_s,
                 "die_after": self.die_after,
                 "strict": self.strict,
+                "vllm": self.vllm,
                 "seed": self.seed,
                 "faults": [
                     {**f.to_dict(), "remaining": left}
@@ -381,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "data": [{"id": state.model, "object": "model", "owned_by": "fault"}],
                 },
             )
-        elif path == "/version":
+        elif path == "/version" and state.vllm:
             self._json(200, {"version": VERSION})
         elif path == "/health":
             self._send(200, b"")
@@ -522,6 +527,8 @@ class FaultServer:
         delay_s: Seconds every chat answer waits.
         die_after: Die right after this many successful replies.
         strict: Refuse non-OpenAI parameters with HTTP 400.
+        vllm: Answer ``GET /version`` as vLLM does; False answers it with 404,
+            as servers that are not vLLM do.
         seed: Seeds the ``rate`` decisions.
 
     Example::
@@ -539,6 +546,7 @@ class FaultServer:
         delay_s: float = 0.0,
         die_after: int | None = None,
         strict: bool = False,
+        vllm: bool = True,
         seed: int = 0,
         on_die: Callable[[], None] | None = None,
     ) -> None:
@@ -551,6 +559,7 @@ class FaultServer:
                 "delay_s": delay_s,
                 "die_after": die_after,
                 "strict": strict,
+                "vllm": vllm,
                 "seed": seed,
             }
         )
@@ -609,7 +618,8 @@ class FaultServer:
 
         Args:
             **changes: ``faults`` (replaces the list), ``delay_s``, ``die_after``,
-                ``strict``, ``model``, ``seed``; ``reset=True`` clears the statistics.
+                ``strict``, ``vllm``, ``model``, ``seed``; ``reset=True`` clears the
+                statistics.
 
         Returns:
             The configuration and statistics afterwards (see :meth:`snapshot`).

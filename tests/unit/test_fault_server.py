@@ -226,8 +226,11 @@ async def test_the_strict_mode_refuses_vllm_parameters(
 ) -> None:
     fresh.configure(strict=True)
     assert (await model.complete(HELLO, Sampling(seed=1))).text
+    # Declared "vllm": a client left on "auto" would step down and send the request again.
+    vllm = OpenAIChatModel(fresh.base_url, DEFAULT_MODEL, timeout=5.0, structured="vllm")
     with pytest.raises(ModelError, match=r"HTTP 400.*structured_outputs") as caught:
-        await model.complete(HELLO, response_format={"type": "choice", "choices": ["a", "b"]})
+        await vllm.complete(HELLO, response_format={"type": "choice", "choices": ["a", "b"]})
+    await vllm.aclose()
     assert not caught.value.retryable
 
 
