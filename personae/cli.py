@@ -143,6 +143,17 @@ def run(
             "endpoint; the same as --set WHO.endpoint=ENDPOINT.",
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="Where episodes run: local (this process) or ray (Ray workers)."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: auto (the cluster started on this machine), HOST:PORT, "
+            "or none to start a local cluster for the run (docs/scale-out.md)."
+        ),
+    ] = None,
 ) -> None:
     """Run a Monte Carlo experiment and log every turn to SQLite.
 
@@ -175,6 +186,9 @@ def run(
     experiment = as_experiment(
         target_obj, replicates=replicates, seed=seed, name=name, grid=grid_values
     )
+    from personae.runner.executors import executor_from_options
+
+    runner = executor_from_options(executor, ray_address)
     known = ["default", *(e.name for e in declared)]
     unknown = [n for n in experiment.endpoint_names() if n not in known]
     if unknown:
@@ -205,6 +219,7 @@ def run(
         server_wait=server_wait,
         target=target,
         endpoints=declared,
+        executor=runner,
     )
     print_summary(summary)
     if summary.interrupted:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from personae import Experiment, FunctionModel
-from personae.runner.executors import Executor, LocalExecutor
+from personae.runner.executors import Executor, LocalExecutor, RayExecutor
 from personae.runner.jobs import EpisodeJob, EpisodeOutcome, EpisodeSpec
 from personae.runner.run import run_experiment
 
@@ -22,6 +22,11 @@ from personae.runner.run import run_experiment
     params=[
         pytest.param(lambda: LocalExecutor(max_episodes=3), id="local"),
         pytest.param(lambda: LocalExecutor(max_episodes=1), id="local-serial"),
+        # Jobs built in code with an in-process model run in this process; the same
+        # checks on Ray actors (scenario file, served model) are in test_ray_executor.py.
+        pytest.param(
+            lambda: RayExecutor(workers=2, episodes_per_worker=3, run_here=True), id="ray"
+        ),
     ]
 )
 def executor(request) -> Executor:
