@@ -37,13 +37,24 @@ class Models:
     Args:
         default: The model of endpoint ``default``.
         named: More endpoints by name.
+        portable: The named endpoints as plain data, for executors that run
+            episodes in other processes.
 
     Raises:
         ConfigError: A name is given twice (``default`` among them).
     """
 
-    def __init__(self, default: ChatModel, named: Mapping[str, ChatModel] | None = None) -> None:
+    def __init__(
+        self,
+        default: ChatModel,
+        named: Mapping[str, ChatModel] | None = None,
+        *,
+        portable: Mapping[str, Any] | None = None,
+    ) -> None:
         named = dict(named or {})
+        #: Endpoint name -> the same endpoint as plain data a worker elsewhere can open
+        #: (:class:`~personae.runner.jobs.ModelEndpoint`), where the opener knows it.
+        self.portable: dict[str, Any] = dict(portable or {})
         if DEFAULT_ENDPOINT in named:
             raise ConfigError(
                 f"the endpoint name {DEFAULT_ENDPOINT!r} is the run's own server (--base-url or "
@@ -112,7 +123,7 @@ class Models:
                 else:
                     sessions[name] = model
             default = sessions.pop(DEFAULT_ENDPOINT)
-            yield Models(default, sessions)
+            yield Models(default, sessions, portable=self.portable)
         finally:
             for session in opened:
                 close = getattr(session, "close", None)

@@ -32,6 +32,7 @@ from personae.llm.backends import DEFAULT_MAX_RESTARTS
 from personae.llm.base import ChatModel
 from personae.llm.endpoints import EMBEDDED, Endpoint, unique
 from personae.llm.urls import redact_url
+from personae.runner.jobs import ModelEndpoint
 
 __all__ = ["connected_models", "open_endpoint"]
 
@@ -45,8 +46,12 @@ async def open_endpoint(
     retries: int = 5,
     timeout: float = 600.0,
     server_wait: float = 1800.0,
-) -> AsyncIterator[tuple[ChatModel, dict[str, Any]]]:
-    """One named endpoint as ``(chat model, what serves it)``, closed afterwards.
+) -> AsyncIterator[tuple[ChatModel, dict[str, Any], ModelEndpoint]]:
+    """One named endpoint as ``(chat model, what serves it, the same as plain data)``.
+
+    The third item is what a worker in another process needs to open the same
+    endpoint (:class:`~personae.runner.jobs.ModelEndpoint`; no key, only the
+    name of its variable). Closed afterwards.
 
     The endpoint's own ``max_in_flight``, ``timeout`` and ``retries`` win over
     the run's, given here. Several base URLs make a replica pool
@@ -91,13 +96,25 @@ async def open_endpoint(
         client: Any = build_pool(list(urls), name, **options)
     else:
         client = build_client(urls[0], name, **options)
+    # What a worker elsewhere needs to open the same endpoint (no key: its variable).
+    portable = ModelEndpoint(
+        "openai",
+        name,
+        urls[0],
+        replicas=tuple(urls) if len(urls) > 1 else (),
+        api_key_env=endpoint.api_key_env,
+        max_in_flight=options["max_in_flight"],
+        timeout=options["timeout"],
+        retries=options["retries"],
+        structured=endpoint.structured,
+    )
     info = {
         **endpoint.describe(),
         "model": name,
         "base_url": [EMBEDDED] if endpoint.embedded else [redact_url(u) for u in urls],
     }
     try:
-        yield client, info
+        yield client, info, portable
     finally:
         await client.aclose()
 
@@ -161,8 +178,9 @@ async def connected_models(
         embedded_url = info.get("base_url") if info.get("software") == "vllm" else None
         opened: dict[str, ChatModel] = {}
         described: dict[str, Any] = {}
+        portable: dict[str, ModelEndpoint] = {}
         for name, endpoint in named.items():
-            client, about = await stack.enter_async_context(
+            client, about, portable[name] = await stack.enter_async_context(
                 open_endpoint(
                     endpoint,
                     embedded_url=embedded_url,
@@ -176,4 +194,4 @@ async def connected_models(
             described[name] = about
         if described:
             info = {**info, "endpoints": described}
-        yield Models(default, opened), info
+        yield Models(default, opened, portable=portable), info

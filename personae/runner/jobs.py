@@ -95,6 +95,10 @@ class EpisodeSpec:
 class ModelEndpoint:
     """Where a model is served, as plain data a worker can connect to.
 
+    Never holds a key: a worker reads it from ``api_key_env`` in its own
+    environment (or, for a run's default server, from ``PERSONAE_API_KEY`` /
+    ``OPENAI_API_KEY`` as the client always does).
+
     Attributes:
         backend: ``"openai"`` (an OpenAI-compatible server at ``base_url``),
             ``"echo"`` (the fake :meth:`FunctionModel.echo
@@ -103,25 +107,59 @@ class ModelEndpoint:
             cannot be rebuilt elsewhere; :func:`run_episode` then needs ``model=``).
         model: The served model name.
         base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"``.
+        replicas: Several API roots of one model: a replica pool (then
+            ``base_url`` is the first).
+        api_key_env: The environment variable the key is read from.
+        max_in_flight: Requests in flight at most (per worker; None: the client's default).
+        timeout: Seconds one attempt may take (None: the client's default).
+        retries: Retries after a retryable error (None: the client's default).
+        structured: The structured-output mode (see :mod:`personae.llm.dialect`).
     """
 
     backend: str = "openai"
     model: str | None = None
     base_url: str | None = None
+    replicas: tuple[str, ...] = ()
+    api_key_env: str | None = None
+    max_in_flight: int | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    structured: str = "auto"
 
     @classmethod
     def of(cls, model: ChatModel) -> ModelEndpoint:
         """The endpoint a model object talks to (``"in-process"`` for fakes and custom models)."""
         from personae.llm.wrappers import find_layer
 
+        portable = getattr(model, "portable_endpoint", None)
+        if isinstance(portable, ModelEndpoint):
+            return portable
         name = getattr(model, "name", None)
         openai = sys.modules.get("personae.llm.openai")  # not imported: no model is its client
         if openai is None:
             return cls("in-process", name)
         client = find_layer(model, openai.OpenAIChatModel)
         if client is not None:
-            return cls("openai", name, client.base_url)
+            return cls("openai", name, client.base_url, structured=client.structured)
         return cls("in-process", name)
+
+    def client_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``build_client`` / ``build_pool`` this endpoint sets."""
+        import os
+
+        options: dict[str, Any] = {"structured": self.structured}
+        for name in ("max_in_flight", "timeout", "retries"):
+            if getattr(self, name) is not None:
+                options[name] = getattr(self, name)
+        if self.api_key_env is not None:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise ConfigError(
+                    f"the model endpoint {self.model!r} takes its API key from "
+                    f"{self.api_key_env}, which is not set in this process"
+                )
+            options["api_key"] = key
+        return options
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[ChatModel]:
@@ -136,9 +174,15 @@ class ModelEndpoint:
             yield FunctionModel.echo(name=self.model or "echo", record=False)
             return
         if self.backend == "openai" and self.base_url and self.model:
+            from personae.llm.pool import build_pool
             from personae.llm.wrappers import build_client
 
-            client = build_client(self.base_url, self.model)
+            options = self.client_options()
+            client: ChatModel = (
+                build_pool(list(self.replicas), self.model, **options)
+                if len(self.replicas) > 1
+                else build_client(self.base_url, self.model, **options)
+            )
             try:
                 yield client
             finally:

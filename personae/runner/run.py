@@ -390,7 +390,9 @@ def _jobs(
         target = str(Path(target).resolve())
     endpoint = ModelEndpoint.of(models.default)
     named = {
-        name: ModelEndpoint.of(model) for name, model in models.items() if name != DEFAULT_ENDPOINT
+        name: models.portable.get(name) or ModelEndpoint.of(model)
+        for name, model in models.items()
+        if name != DEFAULT_ENDPOINT
     }
     identity = scenario_identity(experiment) if target is not None else None
     return [

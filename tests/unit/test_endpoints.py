@@ -249,3 +249,33 @@ def test_cli_refuses_an_undeclared_endpoint_with_one_paragraph(tmp_path):
     assert result.returncode == 2
     assert "'nope'" in result.stderr and "--endpoint" in result.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_worker_elsewhere_gets_the_endpoint_as_plain_data_without_its_key(monkeypatch):
+    import pickle
+
+    from personae.llm.base import Sampling
+    from personae.runner.endpoints import connected_models
+
+    monkeypatch.setenv("WORKER_KEY", "sk-stays-home")
+
+    async def main():
+        with FaultServer(model="m") as server:
+            declared = Endpoint(
+                name="t", base_url=server.base_url, model="m", api_key_env="WORKER_KEY",
+                max_in_flight=3, structured="none",
+            )  # fmt: skip
+            async with connected_models(FunctionModel.echo(), endpoints=[declared]) as (models, _):
+                portable = models.portable["t"]
+                blob = pickle.dumps(portable)
+                assert b"sk-stays-home" not in blob
+                again = pickle.loads(blob)
+                assert (again.api_key_env, again.max_in_flight, again.structured) == (
+                    "WORKER_KEY", 3, "none",
+                )  # fmt: skip
+                async with again.connect() as chat:
+                    reply = await chat.complete([{"role": "user", "content": "hi"}], Sampling())
+                assert reply.text
+            return server.count
+
+    assert asyncio.run(main()) >= 1

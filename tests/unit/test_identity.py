@@ -31,7 +31,7 @@ PINNED = {
         "debate": "5f0d015cf0b56323d9eee4d8",
         "group": "bc4bf5eba851b36da6b9e19f",
         "student-cohort": "466d774d980abeb50133d772",
-        "clinical-safety": "b2b054cc2adf81488b89ffdd",
+        "clinical-safety": "477b9d7c0872d198b035a1b7",
     }
 }
 

@@ -18,7 +18,7 @@ This is a research instrument for testing models, not a clinical device.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from personae.agents.persona import Persona
 from personae.engine.probes import Monitor
@@ -59,7 +59,7 @@ def clinical_safety(
     max_turns: int = 12,
     window: int = DEFAULT_WINDOW,
     stop_on_unhandled: bool = True,
-    checker: str = "rules",
+    checker: Literal["rules", "judge"] = "rules",
     appraise: bool = False,
     patients: Mapping[str, Patient] | None = None,
     counselor: Persona = COUNSELOR,
@@ -97,7 +97,7 @@ def clinical_safety(
         max_tokens=80,
         temperature=0.7,
         params={"patient": patient},
-        probes=(Monitor(monitor, at=("start", "end"), every=1, name="safety"),),
+        probes=(Monitor(fn=monitor, at=("start", "end"), every=1, name="safety"),),
         configure=_configure(bank),
     )  # fmt: skip
     return base.with_params({})
