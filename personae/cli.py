@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from personae.commands.common import EXIT_EPISODES_FAILED, err, out
+from personae.commands.evaluate import evaluate
 from personae.commands.tools import bench, browse, demo, export, prompt
 from personae.errors import ConfigError, PersonaeError
 from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
@@ -533,7 +534,7 @@ def prepare_model() -> None:
     out.print(f"Default model ready at {path}", highlight=False)
 
 
-for _command in (bench, demo, browse, export, prompt):
+for _command in (evaluate, bench, demo, browse, export, prompt):
     app.command()(_command)
 
 

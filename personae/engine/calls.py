@@ -136,9 +136,12 @@ class ModelCalls:
         row.update(
             raw_text=text,
             replaced_chars=replaced,
-            # The model asked for (what the endpoint declares); a server may report
-            # another name for it (vLLM: its first served name).
-            model=row["model"] or completion.model,
+            # A named endpoint's calls record the model asked for (what the endpoint
+            # declares): a server may report another name for it (vLLM: its first
+            # served name). Otherwise, as always, the name the server reported.
+            model=row["model"]
+            if endpoint not in (None, DEFAULT_ENDPOINT) and row["model"]
+            else completion.model,
             server=completion.server,
             params_json=json.dumps(
                 completion.params or request.params(), default=str, sort_keys=True

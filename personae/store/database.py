@@ -26,6 +26,7 @@ from personae.store.schema import (
     EPISODE_TABLES,
     AgentRow,
     EpisodeRow,
+    EvaluationRow,
     ExperimentRow,
     LLMCallRow,
     MeasurementRow,
@@ -47,6 +48,7 @@ ID_TABLES: dict[str, Any] = {
     "states": StateRow,
     "measurements": MeasurementRow,
     "scores": ScoreRow,
+    "evaluations": EvaluationRow,
 }
 
 

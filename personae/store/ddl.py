@@ -346,3 +346,49 @@ V0_3_0_ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 V0_3_0_ENDPOINT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "llm_calls": (("endpoint", "VARCHAR"), ("structured", "VARCHAR"), ("replica", "VARCHAR")),
 }
+
+#: The table ``m007`` creates: the scores evaluators give stored episodes (frozen).
+V0_3_0_EVALUATION_TABLE = """
+    CREATE TABLE IF NOT EXISTS evaluations (
+        id INTEGER NOT NULL PRIMARY KEY,
+        episode_id INTEGER NOT NULL REFERENCES episodes (id),
+        agent_id INTEGER REFERENCES agents (id),
+        turn_id INTEGER REFERENCES turns (id),
+        step INTEGER,
+        evaluator VARCHAR NOT NULL,
+        evaluator_version VARCHAR NOT NULL,
+        dimension VARCHAR NOT NULL,
+        sample INTEGER NOT NULL,
+        value FLOAT,
+        valid INTEGER NOT NULL,
+        reason VARCHAR,
+        rationale TEXT,
+        raw_text TEXT,
+        llm_call_id INTEGER REFERENCES llm_calls (id),
+        judge_endpoint VARCHAR,
+        judge_model VARCHAR,
+        created_at VARCHAR NOT NULL
+    )"""
+
+#: The index ``m007`` creates on ``evaluations``.
+V0_3_0_EVALUATION_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_evaluations_episode "
+    "ON evaluations (episode_id, evaluator, evaluator_version)"
+)
+
+#: The view ``m007`` creates: evaluations of complete episodes with their conditions.
+V0_3_0_EVALUATION_VIEWS: dict[str, str] = {
+    "evaluation_scores": """
+        SELECT x.name AS experiment, e.experiment_id, v.episode_id, e.replicate,
+               e.param_index, e.params_json AS params, e.seed, a.name AS agent, a.role,
+               v.turn_id, v.step, v.evaluator, v.evaluator_version, v.dimension, v.sample,
+               v.value, v.valid, v.reason, v.rationale, v.judge_endpoint, v.judge_model,
+               v.llm_call_id
+        FROM evaluations v
+        JOIN episodes e ON e.id = v.episode_id
+        JOIN experiments x ON x.id = e.experiment_id
+        LEFT JOIN agents a ON a.id = v.agent_id
+        WHERE e.status = 'complete'
+        ORDER BY v.episode_id, v.evaluator, a.name, v.step, v.dimension, v.sample
+    """,
+}

@@ -139,3 +139,18 @@ def migrate(conn: Connection) -> list[str]:
         )
         applied.append(name)
     return applied
+
+
+@migration
+def m007_evaluations(conn: Connection) -> None:
+    """``evaluations``: evaluators' scores of stored episodes, and the ``evaluation_scores`` view.
+
+    One row per (episode, agent or turn, evaluator and version, dimension,
+    sample, judge), with the value, whether it could be read, the judge's
+    rationale and raw answer, and the ``llm_calls`` row of the judge's call.
+    """
+    conn.execute(text(ddl.V0_3_0_EVALUATION_TABLE))
+    conn.execute(text(ddl.V0_3_0_EVALUATION_INDEX))
+    for name, sql in ddl.V0_3_0_EVALUATION_VIEWS.items():
+        conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
+        conn.execute(text(f"CREATE VIEW {name} AS {sql}"))

@@ -230,7 +230,16 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 #: Tables that hold rows of one episode, in the order they must be deleted.
-EPISODE_TABLES = ("turns", "memories", "states", "measurements", "scores", "llm_calls", "agents")
+EPISODE_TABLES = (
+    "evaluations",
+    "turns",
+    "memories",
+    "states",
+    "measurements",
+    "scores",
+    "llm_calls",
+    "agents",
+)
 
 VIEWS: dict[str, str] = {
     "transcript": """
@@ -268,3 +277,55 @@ VIEWS: dict[str, str] = {
         ORDER BY e.id
     """,
 }
+
+
+class EvaluationRow(Base):
+    """One score an evaluator gave a stored episode, agent or turn on one dimension.
+
+    ``sample`` numbers repeated ratings of the same item (other seeds), so the
+    judge's agreement with itself can be measured; ``valid`` is 0 for an answer
+    that could not be read or lay outside the dimension's range, with ``reason``
+    and the judge's ``raw_text`` kept.
+    """
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), nullable=False)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id"))
+    step: Mapped[int | None] = mapped_column(Integer)
+    evaluator: Mapped[str] = mapped_column(String, nullable=False)
+    evaluator_version: Mapped[str] = mapped_column(String, nullable=False)
+    dimension: Mapped[str] = mapped_column(String, nullable=False)
+    sample: Mapped[int] = mapped_column(Integer, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    valid: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str | None] = mapped_column(String)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))
+    judge_endpoint: Mapped[str | None] = mapped_column(String)
+    judge_model: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[str] = mapped_column(String, nullable=False)
+
+
+Index(
+    "ix_evaluations_episode",
+    EvaluationRow.episode_id,
+    EvaluationRow.evaluator,
+    EvaluationRow.evaluator_version,
+)
+
+VIEWS["evaluation_scores"] = """
+        SELECT x.name AS experiment, e.experiment_id, v.episode_id, e.replicate,
+               e.param_index, e.params_json AS params, e.seed, a.name AS agent, a.role,
+               v.turn_id, v.step, v.evaluator, v.evaluator_version, v.dimension, v.sample,
+               v.value, v.valid, v.reason, v.rationale, v.judge_endpoint, v.judge_model,
+               v.llm_call_id
+        FROM evaluations v
+        JOIN episodes e ON e.id = v.episode_id
+        JOIN experiments x ON x.id = e.experiment_id
+        LEFT JOIN agents a ON a.id = v.agent_id
+        WHERE e.status = 'complete'
+        ORDER BY v.episode_id, v.evaluator, a.name, v.step, v.dimension, v.sample
+    """

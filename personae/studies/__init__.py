@@ -82,10 +82,12 @@ def study_section(title: str, module: str) -> Section:
 #: :class:`~personae.report.html.Section` to add one.
 SECTIONS: list[Section] = [
     *GENERIC_SECTIONS,
+    study_section("Evaluations", "personae.evaluate.report"),
     study_section("Persuasion", "personae.studies.debate.report"),
     study_section("Group dynamics", "personae.studies.group.report"),
     study_section("Student cohort", "personae.studies.cohort.report"),
     study_section("Clinical safety", "personae.studies.safety.report"),
+    study_section("Three views of a trait", "personae.vectors.report"),
 ]
 
 
