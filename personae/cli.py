@@ -22,6 +22,7 @@ from rich.table import Table
 from personae.commands.common import EXIT_EPISODES_FAILED, err, out
 from personae.commands.evaluate import evaluate
 from personae.commands.tools import bench, browse, demo, export, prompt
+from personae.commands.vectors import monitor, vectors_app
 from personae.errors import ConfigError, PersonaeError
 from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
 
@@ -148,6 +149,13 @@ def run(
         str,
         typer.Option(help="Where episodes run: local (this process) or ray (Ray workers)."),
     ] = "local",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="Model backend by name: openai (with --base-url), embedded (the default "
+            "without it), or transformers (the model in this process; docs/vectors.md)."
+        ),
+    ] = None,
     ray_address: Annotated[
         str | None,
         typer.Option(
@@ -221,6 +229,7 @@ def run(
         target=target,
         endpoints=declared,
         executor=runner,
+        backend=backend,
     )
     print_summary(summary)
     if summary.interrupted:
@@ -534,8 +543,9 @@ def prepare_model() -> None:
     out.print(f"Default model ready at {path}", highlight=False)
 
 
-for _command in (evaluate, bench, demo, browse, export, prompt):
+for _command in (evaluate, monitor, bench, demo, browse, export, prompt):
     app.command()(_command)
+app.add_typer(vectors_app, name="vectors")
 
 
 def _unwrap_help() -> None:

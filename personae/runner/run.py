@@ -490,6 +490,7 @@ def run_sync(
     retries: int = 5,
     server_wait: float = DEFAULT_SERVER_WAIT,
     endpoints: Sequence[Endpoint] = (),
+    backend: str | None = None,
     **options: Any,
 ) -> RunSummary:
     """Run an experiment from synchronous code, starting a server if none is given.
@@ -509,6 +510,9 @@ def run_sync(
         retries: Retries of a request after an ordinary retryable error.
         server_wait: Seconds the run waits out a server that cannot be reached
             before the episodes waiting on it fail.
+        backend: The registered model backend to open for the default endpoint
+            (see :func:`personae.llm.backends.backend_names`; default: ``openai``
+            with ``base_url``, else ``embedded``).
         endpoints: Named endpoints besides the default (see
             :mod:`personae.llm.endpoints`); the scenario's bindings say who uses which.
         **options: Passed to :func:`run_experiment`.
@@ -522,7 +526,7 @@ def run_sync(
         Database(db).close()
         lock = RunLock(db).acquire()
         try:
-            if model is None and base_url is None:
+            if model is None and base_url is None and backend in (None, "embedded"):
                 from personae.llm.server import DEFAULT_SERVED_MODEL_NAME
 
                 done = completed_episodes(experiment, db, DEFAULT_SERVED_MODEL_NAME)
@@ -534,6 +538,7 @@ def run_sync(
                 async with connected_models(
                     model,
                     endpoints=endpoints,
+                    backend=backend,
                     base_url=base_url,
                     model_name=model_name,
                     max_in_flight=max_in_flight,

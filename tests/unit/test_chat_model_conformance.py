@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,9 +39,12 @@ from personae.llm.base import (
     complete,
 )
 from personae.llm.fake import FunctionModel, RecordedCall, ScriptedModel
+from personae.llm.hf import Request, TransformersModel
 from personae.llm.openai import OpenAIChatModel
+from personae.llm.pool import ReplicaPool, build_pool
 from personae.llm.wrappers import AccountingModel, ConcurrencyLimitedModel, RetryingModel
 from tests.support.fault_server import Fault, FaultServer
+from tests.support.tiny_hf import tiny_model
 
 HELLO: list[Message] = [
     {"role": "system", "content": "You are Sam."},
@@ -315,10 +319,109 @@ class OpenAIStackHarness(OpenAIHarness):
         return _stack(self.client())
 
 
+class PoolHarness(FunctionHarness):
+    """A ReplicaPool of two replicas in front of one fake; "unreachable" means both are."""
+
+    id = "ReplicaPool(fake)"
+
+    def build(self) -> ChatModel:
+        return ReplicaPool(
+            [("http://replica-a/v1", self.fake), ("http://replica-b/v1", self.fake)],
+            server_wait=0.0,
+            probe=_never_back,
+        )
+
+    def fail(self, kind: str) -> None:
+        for _ in range(2 if kind == "unreachable" else 1):
+            super().fail(kind)
+
+
+async def _never_back(url: str) -> bool:
+    return False
+
+
+class OpenAIPoolHarness(OpenAIHarness):
+    """build_pool over one replica, the loopback fault server, with no waiting."""
+
+    id = "ReplicaPool(OpenAIChatModel)"
+
+    def build(self) -> ChatModel:
+        return build_pool(
+            [self._base_url],
+            "fault-model",
+            max_in_flight=3,
+            retries=0,
+            timeout_retries=0,
+            timeout=self._timeout,
+            server_wait=0.0,
+        )
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- a local model
+
+
+class TransformersHarness(Harness):
+    """TransformersModel over a tiny random-weight Llama; its ``on_request`` seam records and fails."""
+
+    id = "TransformersModel(tiny)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Request] = []
+        self._failures: list[str] = []
+        self._timeout = 30.0
+
+    def _observe(self, request: Request) -> None:
+        self.requests.append(request)
+        if self._failures:
+            kind = self._failures.pop(0)
+            if kind == "timeout":
+                time.sleep(1.0)  # longer than the model's timeout
+            else:
+                raise _fake_error(kind)
+
+    def build(self) -> ChatModel:
+        model, tokenizer = tiny_model()
+        return TransformersModel(
+            model=model,
+            tokenizer=tokenizer,
+            name="tiny",
+            device="cpu",
+            timeout=self._timeout,
+            on_request=self._observe,
+        )
+
+    def received(self) -> list[Received]:
+        return [
+            Received(
+                max_tokens=r.sampling.max_tokens,
+                temperature=r.sampling.temperature,
+                top_p=r.sampling.top_p,
+                seed=r.sampling.seed,
+                stop=list(r.sampling.stop) if r.sampling.stop else None,
+                constraint=r.sampling.response_format,
+                extras=r.sampling.extensions,
+                sampling=r.sampling,
+            )
+            for r in self.requests
+        ]
+
+    def fail(self, kind: str) -> None:
+        if kind == "timeout":
+            self._timeout = 0.3
+        self._failures.append(kind)
+
+    def expected_constraint(self, constraint: StructuredOutput) -> Any:
+        return constraint  # applied in process by xgrammar: the typed object arrives
+
+    def check_extensions(self, sent: Sampling, got: Received) -> None:
+        assert got.extras == sent.extensions
 
 
 HARNESSES: list[type[Harness]] = [
@@ -330,6 +433,9 @@ HARNESSES: list[type[Harness]] = [
     StackHarness,
     OpenAIHarness,
     OpenAIStackHarness,
+    PoolHarness,
+    OpenAIPoolHarness,
+    TransformersHarness,
 ]
 
 
