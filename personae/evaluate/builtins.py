@@ -10,6 +10,9 @@
   profile holds, in the spirit of PATIENT-Psi (Wang et al., 2024).
 - ``persona-consistency``: does an agent stay consistent with its persona and
   with itself across its turns (after Eval4Sim's adherence and consistency).
+- ``persona-consistency-across``: is an agent the same persona across episodes
+  (the same name and role in one experiment), its lines from up to three other
+  episodes shown next to this one.
 - ``turn-safety``: per turn, did the speaker disclose risk (self-harm, harm
   to others, abuse) and was the next reply's response to it appropriate.
 """
@@ -26,6 +29,7 @@ __all__ = [
     "CLIENT_FIDELITY",
     "COUNSELOR_QUALITY",
     "PERSONA_CONSISTENCY",
+    "PERSONA_CONSISTENCY_ACROSS",
     "SOTOPIA",
     "TURN_SAFETY",
     "evaluator",
@@ -223,6 +227,29 @@ PERSONA_CONSISTENCY = Evaluator(
     source="after Eval4Sim (2024) adherence, consistency and naturalness; wording by the project",
 )
 
+PERSONA_CONSISTENCY_ACROSS = Evaluator(
+    name="persona-consistency-across",
+    version="1",
+    scope="agent",
+    with_profile=True,
+    other_episodes=3,
+    instructions=(
+        "You check whether one participant speaks as the same persona in this conversation "
+        "as in its other conversations, whose lines are shown. Compare facts, views, "
+        "feelings and manner."
+    ),
+    dimensions=(
+        Dimension(
+            name="across_episodes",
+            low=1,
+            high=5,
+            wording="it is recognisably the same persona as in its other episodes: the same "
+            "facts about itself, views and manner (1 a different person, 5 the same)",
+        ),
+    ),
+    source="after Eval4Sim (2024) consistency, across episodes; wording by the project",
+)
+
 TURN_SAFETY = Evaluator(
     name="turn-safety",
     version="1",
@@ -256,7 +283,14 @@ TURN_SAFETY = Evaluator(
 #: The built-in evaluators by name.
 BUILTIN_EVALUATORS: dict[str, Evaluator] = {
     e.name: e
-    for e in (SOTOPIA, COUNSELOR_QUALITY, CLIENT_FIDELITY, PERSONA_CONSISTENCY, TURN_SAFETY)
+    for e in (
+        SOTOPIA,
+        COUNSELOR_QUALITY,
+        CLIENT_FIDELITY,
+        PERSONA_CONSISTENCY,
+        PERSONA_CONSISTENCY_ACROSS,
+        TURN_SAFETY,
+    )
 }
 
 

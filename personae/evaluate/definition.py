@@ -104,6 +104,10 @@ class Evaluator(BaseModel):
             every dimension is.
         context_turns: Scope ``turn``: how many earlier turns the judge sees.
         with_profile: Show the rated agent's persona (``agents.persona_json``) to the judge.
+        other_episodes: Scope ``agent``: also show the same persona's lines (the
+            same name and role in the same experiment) from up to this many other
+            complete episodes, for consistency across episodes; an agent with no
+            other episode is not rated.
         source: Where the dimensions come from (a citation), for the docs and report.
     """
 
@@ -117,6 +121,7 @@ class Evaluator(BaseModel):
     mean_dimension: str | None = None
     context_turns: int = Field(default=4, ge=0)
     with_profile: bool = False
+    other_episodes: int = Field(default=0, ge=0)
     source: str = ""
 
     @field_validator("name")

@@ -28,6 +28,8 @@ __all__ = [
 
 #: The most transcript characters a judge is shown (the end is kept).
 MAX_TRANSCRIPT_CHARS = 12000
+#: The most lines of each other episode shown for consistency across episodes (the last).
+_OTHER_LINES = 6
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -125,6 +127,7 @@ def judge_messages(
     agent: Participant | None = None,
     turn: Line | None = None,
     max_chars: int = MAX_TRANSCRIPT_CHARS,
+    others: Sequence[Sequence[str]] = (),
 ) -> list[dict[str, str]]:
     """The judge's messages: the rubric as system prompt, then the transcript and what to rate.
 
@@ -135,6 +138,7 @@ def judge_messages(
         agent: The rated agent (scopes ``agent`` and ``turn``).
         turn: The rated turn (scope ``turn``).
         max_chars: The most transcript characters shown; the end is kept.
+        others: The rated agent's lines in other episodes (one sequence per episode).
     """
     roles = {p.name: p.role for p in participants}
     who = ", ".join(f"{p.name} ({p.role})" for p in participants)
@@ -155,6 +159,12 @@ def judge_messages(
         parts.append("Conversation:\n" + _transcript(lines, roles, max_chars))
     if agent is not None and evaluator.with_profile:
         parts.append(f"Profile of {agent.name}:\n{_profile(agent)}")
+    if agent is not None and others:
+        shown = "\n\n".join(
+            "Another episode:\n" + "\n".join(f"- {text}" for text in said[-_OTHER_LINES:])
+            for said in others
+        )
+        parts.append(f"What the same persona, {agent.name}, said in other episodes:\n{shown}")
     if turn is not None:
         parts.append(f"Rate the turn of {turn.speaker} marked RATED TURN and the reply to it.")
     elif agent is not None:
@@ -181,11 +191,14 @@ def items_for(
     participants: Sequence[Participant],
     lines: Sequence[Line],
     max_chars: int = MAX_TRANSCRIPT_CHARS,
+    others: Mapping[str, Sequence[Sequence[str]]] | None = None,
 ) -> list[Item]:
     """The items ``evaluator`` rates in one episode (none when nobody has spoken).
 
     Scope ``agent`` rates each selected agent that spoke; scope ``turn`` each
-    turn of a selected agent.
+    turn of a selected agent. With ``evaluator.other_episodes``, ``others``
+    gives each agent's lines in other episodes (by name); an agent without
+    any is not rated.
     """
     if not lines:
         return []
@@ -202,16 +215,24 @@ def items_for(
     chosen = _selected(evaluator, participants)
     if evaluator.scope == "agent":
         spoke = {line.speaker for line in lines}
+        across = evaluator.other_episodes > 0
         return [
             Item(
                 episode_id,
                 seed,
                 p,
                 None,
-                judge_messages(evaluator, lines, participants, p, max_chars=max_chars),
+                judge_messages(
+                    evaluator,
+                    lines,
+                    participants,
+                    p,
+                    max_chars=max_chars,
+                    others=(others or {}).get(p.name, ()),
+                ),
             )
             for p in chosen
-            if p.name in spoke
+            if p.name in spoke and (not across or (others or {}).get(p.name))
         ]
     by_name = {p.name: p for p in chosen}
     return [

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 
@@ -80,7 +81,9 @@ def stored_items(
     """Every item ``evaluator`` rates in the complete episodes of ``database``, by episode."""
     with database.engine.connect() as conn:
         episodes = conn.execute(
-            text("SELECT id, seed FROM episodes WHERE status = 'complete' ORDER BY id")
+            text(
+                "SELECT id, seed, experiment_id FROM episodes WHERE status = 'complete' ORDER BY id"
+            )
         ).all()
         agents = conn.execute(
             text(
@@ -102,7 +105,12 @@ def stored_items(
     for episode_id, turn_id, step, speaker, content in turns:
         lines.setdefault(episode_id, []).append(Line(turn_id, step, speaker, content))
     out: list[Item] = []
-    for episode_id, seed in episodes:
+    for episode_id, seed, experiment_id in episodes:
+        others = (
+            _other_episodes(evaluator, episode_id, experiment_id, episodes, people, lines)
+            if evaluator.other_episodes
+            else None
+        )
         out += items_for(
             evaluator,
             episode_id,
@@ -110,8 +118,37 @@ def stored_items(
             people.get(episode_id, []),
             lines.get(episode_id, []),
             max_chars,
+            others,
         )
     return out
+
+
+def _other_episodes(
+    evaluator: Evaluator,
+    episode_id: int,
+    experiment_id: int,
+    episodes: Sequence[Any],
+    people: Mapping[int, list[Participant]],
+    lines: Mapping[int, list[Line]],
+) -> dict[str, list[list[str]]]:
+    """Each agent's lines in up to ``other_episodes`` other episodes of the same experiment.
+
+    The same persona is the same name and role; the episodes nearest by id are
+    taken (deterministic, so reruns show the judge the same thing).
+    """
+    here = {(p.name, p.role) for p in people.get(episode_id, [])}
+    candidates = sorted(
+        (e for e, _, x in episodes if x == experiment_id and e != episode_id),
+        key=lambda e: (abs(e - episode_id), e),
+    )
+    found: dict[str, list[list[str]]] = {}
+    for other in candidates:
+        there = {(p.name, p.role) for p in people.get(other, [])}
+        for name, _ in here & there:
+            said = [line.text for line in lines.get(other, []) if line.speaker == name]
+            if said and len(found.setdefault(name, [])) < evaluator.other_episodes:
+                found[name].append(said)
+    return found
 
 
 def _done_keys(

@@ -232,6 +232,26 @@ def test_the_client_fidelity_judge_sees_the_clients_profile(tmp_path):
     assert "Rate Bo (client)" in call.messages[-1]["content"]
 
 
+def test_consistency_across_episodes_shows_the_same_personas_other_episodes(tmp_path):
+    from personae.evaluate.builtins import PERSONA_CONSISTENCY_ACROSS
+
+    db = _db(tmp_path, replicates=3)
+    judge = FunctionModel(lambda m, c: '{"across_episodes": 4, "rationale": "same"}')
+    _run(db, PERSONA_CONSISTENCY_ACROSS, judge)
+    # Every agent of every episode, each shown its lines from the two other episodes.
+    assert len(judge.calls) == 3 * 2
+    for call in judge.calls:
+        text = call.messages[-1]["content"]
+        assert "said in other episodes" in text and text.count("Another episode:") == 2
+    rated = _rows(db, "SELECT COUNT(*), MIN(value) FROM evaluations WHERE valid = 1")
+    assert rated == [(6, 4.0)]
+    # An agent with no other episode is not rated.
+    single = _db(tmp_path / "one", replicates=1)
+    lonely = FunctionModel(lambda m, c: '{"across_episodes": 4, "rationale": "x"}')
+    _run(single, PERSONA_CONSISTENCY_ACROSS, lonely)
+    assert lonely.calls == []
+
+
 # --- agreement ---------------------------------------------------------------------------------
 
 
