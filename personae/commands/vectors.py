@@ -6,6 +6,7 @@ stays fast. See docs/vectors.md.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -63,6 +64,23 @@ def build(
         typer.Option(help="'prompt': last prompt token (fast); 'response': mean over a reply."),
     ] = "prompt",
     seed: Annotated[int, typer.Option(help="Split and sampling seed.")] = 0,
+    rollouts: Annotated[
+        int, typer.Option(min=1, help="With --source response: replies per prompt and question.")
+    ] = 1,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            help="With --source response: keep only replies a judge rates as showing the pole "
+            "(high >= 4, low <= 2 on 1-5)."
+        ),
+    ] = False,
+    judge_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="The judge as URL#MODEL of an OpenAI-compatible server (default: the model "
+            "the vectors are built from)."
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="cpu or cuda (default: cuda if present).")
     ] = None,
@@ -72,9 +90,28 @@ def build(
     from personae.vectors import Recipe, build_vectors, resolve_traits, save_vectors
 
     specs = resolve_traits(_traits(traits), str(trait_file) if trait_file else None)
-    recipe = Recipe(source=source, questions=questions, seed=seed)  # type: ignore[arg-type]
+    recipe = Recipe(
+        source=source,  # type: ignore[arg-type]
+        questions=questions,
+        seed=seed,
+        rollouts=rollouts,
+        judge=judge or judge_endpoint is not None,
+    )
     model = _model(model_path, device, max_batch)
-    vectors = build_vectors(model, specs, recipe, say=lambda line: err.print(f"[dim]{line}[/]"))
+    rater = None
+    if judge_endpoint is not None:
+        from personae.llm.endpoints import parse_endpoint_url
+        from personae.llm.wrappers import build_client
+
+        url, name = parse_endpoint_url(judge_endpoint)
+        if name is None:
+            from personae.errors import ConfigError
+
+            raise ConfigError(f"--judge-endpoint {judge_endpoint!r} needs a model: URL#MODEL")
+        rater = functools.partial(build_client, url, name)
+    vectors = build_vectors(
+        model, specs, recipe, say=lambda line: err.print(f"[dim]{line}[/]"), judge=rater
+    )
     save_vectors(vectors, out_file)
     out.print(f"Wrote {len(vectors.traits)} trait vectors to {out_file}.")
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from personae.errors import ConfigError
-from personae.llm.base import Message, Sampling
+from personae.llm.base import ChatModel, Message, Sampling
 from personae.vectors.traits import TraitSpec
 from personae.vectors.vectorfile import TraitVector, TraitVectors
 
@@ -60,6 +60,12 @@ class Recipe:
         rollouts: Replies per prompt and question (``source="response"`` only).
         max_tokens: Reply length (``source="response"`` only).
         seed: Shuffle and sampling seed.
+        judge: Filter the rollouts by a judge (``source="response"`` only): each
+            reply is rated 1 (the opposite of the trait) to 5 (strongly shows it),
+            and only high-pole replies rated ``keep_high`` or more and low-pole
+            replies rated ``keep_low`` or less build and score the vectors.
+        keep_high: The least rating a high-pole reply needs to be kept.
+        keep_low: The most rating a low-pole reply may have to be kept.
     """
 
     source: Literal["prompt", "response"] = "prompt"
@@ -68,6 +74,9 @@ class Recipe:
     rollouts: int = 1
     max_tokens: int = 48
     seed: int = 0
+    judge: bool = False
+    keep_high: int = 4
+    keep_low: int = 2
 
     def __post_init__(self) -> None:
         if self.source not in ("prompt", "response"):
@@ -78,6 +87,15 @@ class Recipe:
             raise ConfigError(f"held_out must be a share between 0 and 1, got {self.held_out}")
         if self.rollouts < 1 or self.max_tokens < 1:
             raise ConfigError("rollouts and max_tokens must be 1 or more")
+        if self.judge and self.source != "response":
+            raise ConfigError(
+                "judge filtering rates generated replies: use it with source='response'"
+            )
+        if not 1 <= self.keep_low < self.keep_high <= 5:
+            raise ConfigError(
+                f"keep_low ({self.keep_low}) and keep_high ({self.keep_high}) must be ratings "
+                "from 1 to 5 with keep_low below keep_high"
+            )
 
 
 def separation(high: np.ndarray, low: np.ndarray) -> tuple[float, float]:
@@ -89,6 +107,8 @@ def separation(high: np.ndarray, low: np.ndarray) -> tuple[float, float]:
     from scipy.stats import mannwhitneyu
 
     n1, n2 = len(high), len(low)
+    if n1 < 2 or n2 < 2:
+        return 0.0, 0.5  # too few kept to separate
     pooled = np.sqrt(
         ((n1 - 1) * np.var(high, ddof=1) + (n2 - 1) * np.var(low, ddof=1)) / (n1 + n2 - 2)
     )
@@ -111,6 +131,20 @@ def _chats(prompt: str, questions: list[str]) -> list[list[Message]]:
     ]
 
 
+def _mean(acts: np.ndarray) -> np.ndarray:
+    """The mean over pairs and questions of ``[pairs, questions, hidden]``, skipping filtered rows.
+
+    Rows a judge filtered out are NaN; with none left the mean is zero (no direction).
+    """
+    flat = acts.reshape(-1, acts.shape[-1])
+    kept = flat[~np.isnan(flat).any(axis=1)]
+    return kept.mean(0) if len(kept) else np.zeros(acts.shape[-1], dtype=acts.dtype)
+
+
+def _kept(projections: np.ndarray) -> np.ndarray:
+    return projections[~np.isnan(projections)]
+
+
 def _held_out_scores(
     high: np.ndarray, low: np.ndarray, n_train: int, layers: list[int]
 ) -> list[dict[str, float]]:
@@ -124,17 +158,17 @@ def _held_out_scores(
         for held in folds:
             train = [p for p in range(pairs) if p != held] if held is not None else [0]
             test = [held] if held is not None else [0]
-            v = high[train, :n_train, index].mean((0, 1)) - low[train, :n_train, index].mean((0, 1))
+            v = _mean(high[train, :n_train, index]) - _mean(low[train, :n_train, index])
             unit = v / (np.linalg.norm(v) or 1.0)
             proj_high.append(high[test, n_train:, index].reshape(-1, v.shape[0]) @ unit)
             proj_low.append(low[test, n_train:, index].reshape(-1, v.shape[0]) @ unit)
-        d, auc = separation(np.concatenate(proj_high), np.concatenate(proj_low))
+        d, auc = separation(_kept(np.concatenate(proj_high)), _kept(np.concatenate(proj_low)))
         # For comparison: the same prompts, new questions (no prompt held out).
-        v = high[:, :n_train, index].mean((0, 1)) - low[:, :n_train, index].mean((0, 1))
+        v = _mean(high[:, :n_train, index]) - _mean(low[:, :n_train, index])
         unit = v / (np.linalg.norm(v) or 1.0)
         d_questions, _ = separation(
-            high[:, n_train:, index].reshape(-1, v.shape[0]) @ unit,
-            low[:, n_train:, index].reshape(-1, v.shape[0]) @ unit,
+            _kept(high[:, n_train:, index].reshape(-1, v.shape[0]) @ unit),
+            _kept(low[:, n_train:, index].reshape(-1, v.shape[0]) @ unit),
         )
         scores.append({"layer": layer, "cohen_d": d, "auc": auc, "cohen_d_questions": d_questions})
     return scores
@@ -142,11 +176,11 @@ def _held_out_scores(
 
 def _activations(
     model: TransformersModel, chats: list[list[Message]], recipe: Recipe, layers: list[int]
-) -> np.ndarray:
-    """``[chats (x rollouts), layers, hidden]``."""
+) -> tuple[np.ndarray, list[str]]:
+    """``[chats (x rollouts), layers, hidden]`` and the replies (none for ``source="prompt"``)."""
     if recipe.source == "prompt":
         found = model.encode(chats, layers, positions="last")
-        return np.stack([np.stack([row[layer] for layer in layers]) for row in found])
+        return np.stack([np.stack([row[layer] for layer in layers]) for row in found]), []
 
     async def roll() -> list[Any]:
         ask = {"activations": {"layers": layers, "positions": "response_mean"}}
@@ -165,12 +199,78 @@ def _activations(
         return list(await asyncio.gather(*calls))
 
     replies = asyncio.run(roll())
-    return np.stack(
+    acts = np.stack(
         [
             np.stack([reply.extensions["activations"]["values"][str(layer)] for layer in layers])
             for reply in replies
         ]
     )
+    return acts, [reply.text for reply in replies]
+
+
+Rater = ChatModel | Callable[[], ChatModel]
+
+
+def _ratings(judge: Rater, spec: TraitSpec, replies: list[str], seed: int) -> list[int | None]:
+    """The judge's 1-5 rating of how strongly each reply shows the trait (None: unreadable).
+
+    A judge given as a factory (a client of a server) is made and closed inside
+    the event loop that uses it.
+    """
+    from personae.llm.structured import Choice
+
+    async def rate() -> list[Any]:
+        made = not isinstance(judge, ChatModel) and callable(judge)
+        rater: ChatModel = judge() if made else judge  # type: ignore[operator,assignment]
+        try:
+            return await _rate(rater)
+        finally:
+            if made:
+                await rater.aclose()
+
+    async def _rate(rater: ChatModel) -> list[Any]:
+        calls = [
+            rater.complete(
+                [
+                    {"role": "system", "content": _JUDGE},
+                    {
+                        "role": "user",
+                        "content": f"Trait: {spec.name}: {spec.description}\n\nReply:\n{text}\n\n"
+                        "Rate 1 (shows the opposite) to 5 (shows it strongly). One digit.",
+                    },
+                ],
+                Sampling(
+                    max_tokens=2,
+                    temperature=0.0,
+                    seed=seed,
+                    response_format=Choice(["1", "2", "3", "4", "5"]),
+                ),
+            )
+            for text in replies
+        ]
+        return list(await asyncio.gather(*calls))
+
+    out: list[int | None] = []
+    for completion in asyncio.run(rate()):
+        digit = completion.text.strip()[:1]
+        out.append(int(digit) if digit in "12345" and digit else None)
+    return out
+
+
+_JUDGE = "You rate how strongly a reply shows a personality trait. Answer with one digit."
+
+
+def _filter(
+    acts: np.ndarray, ratings: list[int | None], pole: str, recipe: Recipe
+) -> tuple[np.ndarray, int]:
+    """``acts`` with the replies the judge did not keep set to NaN, and how many were kept."""
+    keep = [
+        r is not None and (r >= recipe.keep_high if pole == "high" else r <= recipe.keep_low)
+        for r in ratings
+    ]
+    filtered = acts.astype(np.float64, copy=True)
+    filtered[[not k for k in keep]] = np.nan
+    return filtered, sum(keep)
 
 
 def build_vectors(
@@ -179,6 +279,7 @@ def build_vectors(
     recipe: Recipe | None = None,
     *,
     say: Callable[[str], Any] | None = None,
+    judge: Rater | None = None,
 ) -> TraitVectors:
     """Build a vector per trait and layer, and choose each trait's layer (see the module docstring).
 
@@ -187,6 +288,9 @@ def build_vectors(
         traits: The traits to build.
         recipe: How; :class:`Recipe` defaults when None.
         say: Progress lines go here.
+        judge: The model that rates replies when ``recipe.judge`` (default:
+            ``model``), or a function that makes one (a server's client, made
+            afresh in each event loop that rates).
 
     Returns:
         The vectors, with the model's identity and the recipe.
@@ -203,24 +307,36 @@ def build_vectors(
     for spec in traits:
         train_q, held_q = _split(spec, recipe)
         questions = train_q + held_q
-        acts = {
-            pole: np.stack(
-                [
-                    _activations(model, _chats(prompt, questions), recipe, layers)
-                    for prompt in prompts
-                ]
-            )  # [pairs, questions (x rollouts), layers, hidden]
-            for pole, prompts in (("high", spec.high), ("low", spec.low))
-        }
+        acts: dict[str, np.ndarray] = {}
+        kept: dict[str, int] = {}
+        for pole, prompts in (("high", spec.high), ("low", spec.low)):
+            per_prompt = []
+            kept[pole] = 0
+            for prompt in prompts:
+                found, replies = _activations(model, _chats(prompt, questions), recipe, layers)
+                if recipe.judge:
+                    ratings = _ratings(judge or model, spec, replies, recipe.seed)
+                    found, n = _filter(found, ratings, pole, recipe)
+                    kept[pole] += n
+                per_prompt.append(found)
+            acts[pole] = np.stack(per_prompt)  # [pairs, questions (x rollouts), layers, hidden]
+        if recipe.judge and say is not None:
+            total = acts["high"].shape[0] * acts["high"].shape[1]
+            say(
+                f"{spec.name}: the judge kept {kept['high']}/{total} high, {kept['low']}/{total} low"
+            )
         n_train = len(train_q) * (recipe.rollouts if recipe.source == "response" else 1)
-        train_high = acts["high"][:, :n_train].mean((0, 1))
-        train_low = acts["low"][:, :n_train].mean((0, 1))
+        train_high = np.stack([_mean(acts["high"][:, :n_train, i]) for i in range(len(layers))])
+        train_low = np.stack([_mean(acts["low"][:, :n_train, i]) for i in range(len(layers))])
         diff = train_high - train_low  # [layers, hidden]
         scores = _held_out_scores(acts["high"], acts["low"], n_train, layers)
         for index, score in enumerate(scores):
             unit = diff[index] / (np.linalg.norm(diff[index]) or 1.0)
             score["midpoint"] = float((train_high[index] + train_low[index]) @ unit / 2)
         best = max(scores, key=lambda s: (s["cohen_d"], -s["layer"]))
+        if recipe.judge:
+            for score in scores:
+                score["kept_high"], score["kept_low"] = kept["high"], kept["low"]
         built[spec.name] = TraitVector(
             name=spec.name,
             description=spec.description,

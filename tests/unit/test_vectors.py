@@ -362,3 +362,30 @@ def test_response_source_averages_over_generated_replies(model: TransformersMode
     assert len(trait.separation) == 3
     with pytest.raises(ConfigError, match="source"):
         Recipe(source="logits")  # type: ignore[arg-type]
+
+
+def test_a_judge_filters_the_rollouts_that_build_a_vector(model: TransformersModel) -> None:
+    from itertools import count
+
+    from personae.llm.fake import FunctionModel
+
+    asked = count()
+    judge = FunctionModel(lambda messages, call: str(next(asked) % 5 + 1), name="judge")
+    recipe = Recipe(source="response", questions=6, max_tokens=4, rollouts=2, judge=True)
+    filtered = build_vectors(model, [CALM], recipe, judge=judge)
+    unfiltered = build_vectors(
+        model, [CALM], Recipe(source="response", questions=6, max_tokens=4, rollouts=2)
+    )
+    # 2 prompts x 6 questions x 2 rollouts per pole, high pole first: each reply rated once,
+    # with the ratings 1, 2, 3, 4, 5, 1, ... in the order asked.
+    assert len(judge.calls) == 48
+    ratings = [i % 5 + 1 for i in range(48)]
+    kept_high = sum(r >= 4 for r in ratings[:24])
+    kept_low = sum(r <= 2 for r in ratings[24:])
+    score = filtered["calm"].separation[0]
+    assert (score["kept_high"], score["kept_low"]) == (kept_high, kept_low) == (9, 10)
+    assert "Trait: calm: stays relaxed" in judge.calls[0].messages[-1]["content"]
+    assert not np.allclose(filtered["calm"].vectors, unfiltered["calm"].vectors)
+    assert filtered.recipe["judge"] is True
+    with pytest.raises(ConfigError, match="source='response'"):
+        Recipe(judge=True)
