@@ -202,7 +202,13 @@ def test_sighup_stops_a_run_the_way_ctrl_c_does(tmp_path, terminal):
 
         primary, secondary = pty.openpty()
         streams = {"stdout": secondary, "stderr": secondary}
-    proc = subprocess.Popen([sys.executable, str(script), str(db), str(result)], **streams)
+    # A terminal session delivers SIGHUP; a test run under nohup would have it ignored
+    # (and personae respects that), so the child gets the default disposition back.
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(db), str(result)],
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        **streams,
+    )
     wait_for(lambda: complete_episodes(db) >= 4, 60)
     if primary is not None:
         os.close(secondary)
