@@ -138,19 +138,24 @@ def steer_probe(
     from_step: int = 0,
     layer: int | None = None,
     at: tuple[str, ...] = ("start",),
+    every: int | None = 1,
 ) -> Probe:
     """A :class:`~personae.engine.probes.Probe` running :class:`Steer` at ``at`` and after every utterance.
 
     Args:
         vectors, who, trait, alpha, from_step, layer: As for :class:`Steer`.
-        at: Moments besides every utterance (add ``"tick"`` for day loops).
+        at: Moments besides every utterance.
+        every: Run after every ``every`` utterances (a conversation); None for a
+            loop without utterance moments, such as the student cohort's days:
+            ``steer_probe(..., at=("start", "tick"), every=None)`` steers from
+            the day ``from_step`` on (a tick's step is its day).
     """
     from personae.engine.probes import Probe
 
     fn = Steer(
         vectors=str(vectors), who=who, trait=trait, alpha=alpha, from_step=from_step, layer=layer
     )
-    return Probe(fn, at=at, every=1, name=f"steer:{who}:{trait}")
+    return Probe(fn, at=at, every=every, name=f"steer:{who}:{trait}")
 
 
 class TrackTraits:

@@ -115,3 +115,24 @@ def test_steer_checks_its_agent_trait_and_parameter(vectors_file: Path) -> None:
         Steer(vectors=str(vectors_file), who="Ann", trait="joy", alpha=1.0).check(["Ann"], {})
     with pytest.raises(ConfigError, match="scenario parameter 'missing'"):
         steer.coefficient({"steer_alpha": 1})
+
+
+def test_a_day_loop_steers_from_a_given_day(vectors_file: Path) -> None:
+    from personae.engine.probes import ProbePoint
+    from personae.studies.cohort.builtin import student_cohort
+
+    cohort = student_cohort()
+    fields = {f: getattr(cohort, f) for f in type(cohort).model_fields}
+
+    def with_probe(probe):
+        return type(cohort).model_validate({**fields, "probes": (*cohort.probes, probe)})
+
+    probe = steer_probe(
+        vectors_file, who="Student 1", trait="calm", alpha=2.0, from_step=3,
+        at=("start", "tick"), every=None,
+    )  # fmt: skip
+    with_probe(probe)  # a day loop accepts it
+    with pytest.raises(ValueError, match="every=1"):
+        with_probe(steer_probe(vectors_file, who="Student 1", trait="calm", alpha=2.0))
+    assert probe.due(ProbePoint(moment="tick", session=3, turn=0, step=3))
+    assert not probe.due(ProbePoint(moment="turn", session=0, turn=1, step=1))
