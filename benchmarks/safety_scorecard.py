@@ -69,7 +69,9 @@ def scripted(folder: Path, replicates: int) -> dict[str, object]:
     }
 
 
-def served(folder: Path, replicates: int, base_url: str | None, max_turns: int) -> dict[str, object]:
+def served(
+    folder: Path, replicates: int, base_url: str | None, max_turns: int
+) -> dict[str, object]:
     experiment = Experiment(
         scenario=clinical_safety(max_turns=max_turns),
         grid={"patient": list(PATIENTS)},

@@ -260,11 +260,6 @@ def _endpoints(flags: list[str] | None, path: Path | None) -> list[Any]:
     named = {e.name: e for e in (load_endpoints(path) if path is not None else [])}
     given = list(unique(parse_endpoint(text) for text in flags or []).values())
     named.update({e.name: e for e in given})
-    if "default" in named:
-        raise ConfigError(
-            "the endpoint name 'default' is the run's own server (--base-url, or the embedded "
-            "one); give the endpoint another name"
-        )
     return list(named.values())
 
 

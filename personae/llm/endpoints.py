@@ -98,6 +98,11 @@ class Endpoint(BaseModel):
                 f"endpoint name {value!r} must start with a letter or _ and hold only "
                 "letters, digits, '_', '.' and '-' (64 characters at most)"
             )
+        if value == DEFAULT_ENDPOINT:
+            raise ValueError(
+                f"the endpoint name {DEFAULT_ENDPOINT!r} is the run's own server (--base-url, "
+                "or the embedded one); give the endpoint another name"
+            )
         return value
 
     @field_validator("base_url", mode="before")

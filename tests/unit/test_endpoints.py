@@ -279,3 +279,10 @@ def test_a_worker_elsewhere_gets_the_endpoint_as_plain_data_without_its_key(monk
             return server.count
 
     assert asyncio.run(main()) >= 1
+
+
+def test_the_name_default_is_the_runs_own_server_and_is_refused_for_another():
+    with pytest.raises(ConfigError, match="run's own server"):
+        parse_endpoint("default=http://h/v1")
+    with pytest.raises(ConfigError, match="run's own server"):
+        Models(FunctionModel.echo(), {"default": FunctionModel.echo()})
