@@ -1,6 +1,6 @@
 """``personae bench``: framework throughput against the raw server, on the same requests.
 
-Three measurements in one run:
+The measurements of one run:
 
 (a) *raw*: the exact chat requests the framework made (same messages, same
     max_tokens, same seeds), replayed straight with ``AsyncOpenAI`` at the same
@@ -8,54 +8,85 @@ Three measurements in one run:
 (b) *framework*: counseling episodes run by the runner at that concurrency,
     logging to a throw-away SQLite file;
 (c) *fake*: the same runner with a zero-latency fake model, so what is left is
-    the framework's own cost per turn, SQLite logging included.
+    the framework's own cost per turn, SQLite logging included;
+(d) *ray* (``--case ray`` or ``all``): the fake-model workload through the
+    local executor and the Ray executor with 1 and 2 workers
+    (:func:`personae.bench_cases.ray_scaling`);
+(e) *replay* (``--replay exact,fast``): the first framework pass of each
+    server case in each replay mode (:mod:`personae.runner.replay`), side by
+    side: tokens/s, prompt tokens, those served from the prefix cache.
 
 Order matters on a CPU server: the first batches of long prompts it meets run
 slower (kernels for new shapes are compiled then), so the framework runs
 twice with the same seeds. The first pass records the requests and warms the
 server, the raw replay comes next, and the second framework pass is the one
 measured; both measured passes see a warm server. With its prefix cache off
-(the embedded server's default, for exact replay by seed) the two passes send
-identical requests and get identical tokens. ``ratio`` is framework tokens/s
-over raw tokens/s.
+(``--replay exact``, the default) the two passes send identical requests and
+get identical tokens. ``ratio`` is framework tokens/s over raw tokens/s.
+
+The replay comparison measures the *first* pass instead: it is the first time
+the server meets those prompts, as at the start of a real run, so a prefix
+cache saves only what a run would save (a persona card, the conversation so
+far), not whole prompts it has just seen. Each mode gets its own embedded
+server, one after the other; the raw comparison is made in the first mode
+only. With ``--base-url`` every mode uses that one server, whose cache is
+whatever it was started with (read from its ``/metrics`` and reported).
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from personae.errors import ConfigError
-from personae.llm.base import (
-    ChatModel,
-    Completion,
-    LegacySampling,
-    Message,
-    Sampling,
-    complete,
-    resolve_sampling,
+from personae.bench_cases import (
+    RAY_EXECUTORS,
+    compare_pass,
+    counseling_experiment,
+    first_pass,
+    group_experiment,
+    inventory_experiment,
+    raw_replay,
+    ray_scaling,
+    require_ray,
 )
+from personae.errors import ConfigError
+from personae.llm.base import Message, Sampling
 from personae.llm.fake import FunctionModel
 from personae.runner.experiment import Experiment
+from personae.runner.replay import (
+    DEFAULT_REPLAY,
+    check_replay,
+    prefix_caching_for,
+    server_prefix_caching,
+)
 from personae.runner.run import RunSummary, run_experiment
-from personae.studies import counseling
 
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
+__all__ = ["CASES", "SERVER_CASES", "BenchConfig", "parse_replay", "print_report", "run_bench"]
+
+#: The cases measured against a server.
+SERVER_CASES = ("conversation", "inventory", "group")
+CASES = (*SERVER_CASES, "ray", "all")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to measure."""
+    """What to measure.
+
+    ``replay`` lists the replay modes to compare (``exact``, ``fast``), in the
+    order they run; the raw comparison is made in the first.
+
+    Raises:
+        ConfigError: An unknown case or replay mode, a mode listed twice, or
+            more than ``exact`` asked of the ray case (which runs no server).
+    """
 
     concurrency: int = 64
     episodes: int = 64
@@ -69,209 +100,101 @@ class BenchConfig:
     inventory_agents: int = 2
     group_agents: int = 50
     group_turns: int = 6
+    replay: tuple[str, ...] = (DEFAULT_REPLAY,)
 
     def __post_init__(self) -> None:
         if self.case not in CASES:
             raise ConfigError(f"bench case {self.case!r} is unknown; use one of {', '.join(CASES)}")
-
-
-CASES = ("conversation", "inventory", "group", "all")
-
-
-class _Recorder:
-    """A ChatModel wrapper that keeps every request it passes on, and when it ran."""
-
-    def __init__(self, inner: ChatModel) -> None:
-        self.inner = inner
-        self.requests: list[tuple[list[Message], Sampling]] = []
-        self.spans: list[tuple[float, float]] = []
+        if not self.replay:
+            raise ConfigError("--replay needs at least one mode: exact, fast or exact,fast")
+        for mode in self.replay:
+            check_replay(mode)
+            if self.replay.count(mode) > 1:
+                raise ConfigError(f"--replay lists {mode!r} twice; give each mode once")
+        if self.case == "ray" and self.replay != (DEFAULT_REPLAY,):
+            raise ConfigError(
+                "--replay compares the server cases (conversation, inventory, group) across "
+                "replay modes; --case ray runs no server, so leave --replay out or pick "
+                "another case"
+            )
 
     @property
-    def name(self) -> str:
-        return self.inner.name
+    def server_cases(self) -> tuple[str, ...]:
+        """The server cases this run measures."""
+        return tuple(c for c in SERVER_CASES if self.case in (c, "all"))
 
-    async def complete(
-        self,
-        messages: list[Message],
-        sampling: Sampling | None = None,
-        **legacy: Unpack[LegacySampling],
-    ) -> Completion:
-        sampling = resolve_sampling(sampling, legacy, self)
-        self.requests.append((copy.deepcopy(messages), sampling))
-        started = time.perf_counter()
-        try:
-            return await complete(self.inner, messages, sampling)
-        finally:
-            self.spans.append((started, time.perf_counter()))
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    @property
+    def ray(self) -> bool:
+        """Whether the Ray case runs."""
+        return self.case in ("ray", "all")
 
 
-def _experiment(config: BenchConfig, episodes: int, max_turns: int) -> Experiment:
-    scenario = counseling(max_turns=max_turns, min_turns=max_turns + 1).with_params(
-        {"max_tokens": config.max_tokens}
-    )
-    return Experiment(scenario=scenario, replicates=episodes, seed=1234, name="bench")
+def parse_replay(text: str) -> tuple[str, ...]:
+    """``--replay``'s comma-separated modes, checked.
 
+    Raises:
+        ConfigError: A part is not a replay mode.
 
-async def _raw(
-    base_url: str,
-    model: str,
-    requests: list[tuple[list[Message], Sampling]],
-    concurrency: int,
-) -> dict[str, float]:
-    from openai import AsyncOpenAI
-
-    from personae.llm.openai import sdk_arguments
-
-    # The SDK as a user would call it: its own connection pool, no personae code in between.
-    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=300.0)
-    gate = asyncio.Semaphore(concurrency)
-    tokens = 0
-    spans: list[tuple[float, float]] = []
-
-    async def one(messages: list[Message], sampling: Sampling) -> None:
-        nonlocal tokens
-        async with gate:
-            sent = time.perf_counter()
-            # The same request fields the framework's client sends, built the same way.
-            response = await client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                **sdk_arguments(sampling),
-            )
-            spans.append((sent, time.perf_counter()))
-        tokens += response.usage.completion_tokens if response.usage else 0
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(m, sampling) for m, sampling in requests))
-    elapsed = time.perf_counter() - started
-    await client.close()
-    return {"tokens": tokens, "elapsed_s": elapsed, "requests": len(requests), **_timeline(spans)}
-
-
-def _timeline(spans: list[tuple[float, float]]) -> dict[str, float]:
-    """Mean request latency and mean requests in flight over a pass."""
-    if not spans:
-        return {"mean_latency_s": 0.0, "mean_in_flight": 0.0}
-    busy = sum(end - start for start, end in spans)
-    wall = max(end for _, end in spans) - min(start for start, _ in spans)
-    return {"mean_latency_s": busy / len(spans), "mean_in_flight": busy / wall if wall else 0.0}
+    Example:
+        >>> parse_replay("exact, fast")
+        ('exact', 'fast')
+    """
+    return tuple(check_replay(part.strip()) for part in text.split(","))
 
 
 async def _fake(config: BenchConfig, folder: Path) -> RunSummary:
-    experiment = _experiment(config, config.fake_episodes, config.fake_turns)
+    experiment = counseling_experiment(config.fake_episodes, config.fake_turns, config.max_tokens)
     return await run_experiment(experiment, folder / "fake.db", FunctionModel.echo(record=False))
 
 
-async def _compare(
-    experiment: Experiment,
-    chat: ChatModel,
-    base_url: str,
-    concurrency: int,
-    folder: Path,
-    tag: str,
-    console: Console,
-) -> dict[str, Any]:
-    """Framework pass (warm, recording), raw replay, measured framework pass; the figures."""
-    from personae.llm.wrappers import ConcurrencyLimitedModel, find_layer
+async def _server_cache(base_url: str) -> bool | None:
+    """Whether the server says (vLLM, on ``/metrics``) its prefix cache is on; None if it does not."""
+    import httpx
 
-    recorder = _Recorder(chat)
-    console.print(f"[dim]{tag}: framework warm-up pass (records the requests)...[/]")
-    await run_experiment(experiment, folder / f"{tag}-warm.db", recorder)
-    console.print(f"[dim]{tag}: (a) raw replay of the same {len(recorder.requests)} requests...[/]")
-    cpu = time.process_time()
-    raw = await _raw(base_url, chat.name, recorder.requests, concurrency)
-    raw_cpu = time.process_time() - cpu
-    console.print(f"[dim]{tag}: (b) framework pass, measured...[/]")
-    timed = _Recorder(chat)
-    limiter = find_layer(chat, ConcurrencyLimitedModel)
-    if limiter is not None:
-        limiter.peak_in_flight = 0
-    cpu = time.process_time()
-    framework = await run_experiment(experiment, folder / f"{tag}.db", timed)
-    framework_cpu = time.process_time() - cpu
-    timeline = _timeline(timed.spans)
-    raw_tps = raw["tokens"] / raw["elapsed_s"]
-    fw_tps = framework.completion_tokens / framework.elapsed_s
-    raw_rps = raw["requests"] / raw["elapsed_s"]
-    fw_rps = framework.calls / framework.elapsed_s
-    return {
-        "raw_tokens_per_s": round(raw_tps, 1),
-        "framework_tokens_per_s": round(fw_tps, 1),
-        "ratio": round(fw_tps / raw_tps, 3) if raw_tps else None,
-        "raw_requests_per_s": round(raw_rps, 2),
-        "framework_requests_per_s": round(fw_rps, 2),
-        "requests_ratio": round(fw_rps / raw_rps, 3) if raw_rps else None,
-        "raw_elapsed_s": round(raw["elapsed_s"], 1),
-        "framework_elapsed_s": round(framework.elapsed_s, 1),
-        "requests": int(raw["requests"]),
-        "raw_completion_tokens": int(raw["tokens"]),
-        "framework_completion_tokens": framework.completion_tokens,
-        "peak_in_flight": getattr(limiter, "peak_in_flight", None),
-        "raw_mean_latency_s": round(raw["mean_latency_s"], 2),
-        "framework_mean_latency_s": round(timeline["mean_latency_s"], 2),
-        "raw_mean_in_flight": round(raw["mean_in_flight"], 1),
-        "framework_mean_in_flight": round(timeline["mean_in_flight"], 1),
-        "raw_client_cpu_s": round(raw_cpu, 2),
-        "framework_client_cpu_s": round(framework_cpu, 2),
-    }
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.get(f"{root}/metrics")
+    except httpx.HTTPError:
+        return None
+    return server_prefix_caching(response.text) if response.is_success else None
 
 
-def _inventory(config: BenchConfig) -> Experiment:
-    """The IPIP-NEO-120 given to ``inventory_agents`` agents, one item per request, no conversation."""
-    from personae.agents.persona import Persona
-    from personae.engine.probes import Probe
-    from personae.engine.scenario import Opening, Scenario
-
-    agents = tuple(
-        Persona(
-            name=f"Respondent {i + 1}",
-            role="respondent",
-            big_five={k: 1 + (i * 7 + j * 3) % 5 for j, k in enumerate("OCEAN")},
-        )
-        for i in range(config.inventory_agents)
-    )
-    scenario = Scenario(
-        name="inventory",
-        agents=agents,
-        opening=Opening(speaker=agents[0].name, text="Thank you for taking part."),
-        max_turns=1,
-        probes=(Probe("ipip-neo-120", at="start"),),
-    )
-    return Experiment(scenario=scenario, replicates=1, seed=1234, name="bench-inventory")
-
-
-def _group(config: BenchConfig) -> Experiment:
-    """One discussion of ``group_agents`` members on a small-world graph, opinions probed."""
-    from personae.studies.group.scenario import group
-
-    scenario = group(
-        n_agents=config.group_agents,
-        graph="small_world",
-        max_turns=config.group_turns,
-        every=config.group_turns,
-    )
-    return Experiment(scenario=scenario, replicates=1, seed=1234, name="bench-group")
-
-
-async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
+async def _served(config: BenchConfig, folder: Path, console: Console) -> dict[str, Any]:
+    """The server cases: per replay mode a server, its first passes; the raw comparison in the first."""
     from personae.llm.backends import connected_model
 
-    with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
-        folder = Path(tmp)
-        console.print("[dim](c) zero-latency fake model, SQLite logging...[/]")
-        fake = await _fake(config, folder)
+    builds: dict[str, Callable[[], Experiment]] = {
+        "conversation": lambda: counseling_experiment(
+            config.episodes, config.max_turns, config.max_tokens
+        ),
+        "inventory": lambda: inventory_experiment(config.inventory_agents),
+        "group": lambda: group_experiment(config.group_agents, config.group_turns),
+    }
+    report: dict[str, Any] = {}
+    replay: dict[str, Any] = {"modes": list(config.replay), "server_prefix_cache": {}}
+    replay |= {name: {} for name in config.server_cases}
+    for index, mode in enumerate(config.replay):
+        console.print(f"[dim]replay {mode}: connecting to the server...[/]")
         async with connected_model(
             base_url=config.base_url,
             model_name=config.model,
             max_in_flight=config.concurrency,
             console=console,
-            server_log=folder / "vllm.log" if config.base_url is None else None,
+            server_log=folder / f"vllm-{mode}.log" if config.base_url is None else None,
+            prefix_caching=prefix_caching_for(check_replay(mode)),
         ) as (chat, info):
             base_url = config.base_url or str(info.get("base_url"))
+            cache = (
+                info.get("prefix_caching")
+                if config.base_url is None
+                else await _server_cache(base_url)
+            )
+            replay["server_prefix_cache"][mode] = cache
+            if index == 0:
+                report["server"] = info
             console.print("[dim]warm-up...[/]")
+            # Short prompts of their own: kernels warm, no prompt of the workload cached.
             warm: list[tuple[list[Message], Sampling]] = [
                 (
                     [{"role": "user", "content": f"Say a word about {i}."}],
@@ -279,37 +202,76 @@ async def _bench(config: BenchConfig, console: Console) -> dict[str, Any]:
                 )
                 for i in range(config.concurrency)
             ]
-            await _raw(base_url, chat.name, warm, config.concurrency)
-            report: dict[str, Any] = {}
-            cases = {
-                "conversation": lambda: _experiment(config, config.episodes, config.max_turns),
-                "inventory": lambda: _inventory(config),
-                "group": lambda: _group(config),
-            }
-            for name, build in cases.items():
-                if config.case not in (name, "all"):
+            await raw_replay(base_url, chat.name, warm, config.concurrency)
+            for name in config.server_cases:
+                experiment = builds[name]()
+                first, figures = await first_pass(
+                    experiment, chat, folder, f"{name}-{mode}", console
+                )
+                replay[name][mode] = figures
+                console.print(f"[dim]{name} {mode}: {json.dumps(figures)}[/]", highlight=False)
+                if index > 0:
                     continue
-                figures = await _compare(
-                    build(), chat, base_url, config.concurrency, folder, name, console
+                compared = await compare_pass(
+                    experiment, first, base_url, config.concurrency, folder, name, console
                 )
                 # Shown as soon as a case is done, so a long run loses nothing if stopped later.
-                console.print(f"[dim]{name}: {json.dumps(figures)}[/]", highlight=False)
+                console.print(f"[dim]{name}: {json.dumps(compared)}[/]", highlight=False)
                 if name == "conversation":
-                    report |= figures
+                    report |= compared
                 else:
-                    report[name] = figures
+                    report[name] = compared
+    for name in config.server_cases:
+        exact, fast = replay[name].get("exact"), replay[name].get("fast")
+        if exact is not None and fast is not None:
+            replay[name]["fast_over_exact"] = (
+                round(fast["tokens_per_s"] / exact["tokens_per_s"], 3)
+                if exact["tokens_per_s"]
+                else None
+            )
+    if config.base_url is not None:
+        replay["shared_server"] = (
+            f"every mode ran against {config.base_url}; its prefix cache is whatever that "
+            "server was started with, and a later mode meets prompts an earlier one sent"
+        )
+    report["replay"] = replay
+    return report
+
+
+def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
+    """Run the measurements ``config`` asks for and return the report as a dict.
+
+    Raises:
+        ConfigError: The ray case is asked for and Ray is not installed (said
+            before anything runs).
+    """
+    console = console or Console(stderr=True)
+    if config.ray:
+        require_ray()
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
+        folder = Path(tmp)
+        console.print("[dim](c) zero-latency fake model, SQLite logging...[/]")
+        fake = asyncio.run(_fake(config, folder))
+        if config.ray:
+            # Before any server starts, so the workers have the CPUs to themselves.
+            report["ray"] = ray_scaling(
+                config.fake_episodes,
+                config.fake_turns,
+                folder,
+                max_tokens=config.max_tokens,
+                say=lambda line: console.print(f"[dim]{line}[/]", highlight=False),
+            )
+            console.print(f"[dim]ray: {json.dumps(report['ray'])}[/]", highlight=False)
+        if config.server_cases:
+            report |= asyncio.run(_served(config, folder, console))
     return {
         **report,
         "fake_turns_per_s": round(fake.turns_per_s, 1),
         "fake_turns": fake.turns,
         "config": asdict(config),
-        "server": info,
+        "server": report.get("server"),
     }
-
-
-def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
-    """Run the three measurements and return the report as a dict."""
-    return asyncio.run(_bench(config, console or Console(stderr=True)))
 
 
 _ROWS = (
@@ -328,19 +290,79 @@ _ROWS = (
     "raw_client_cpu_s",
     "framework_client_cpu_s",
 )
+_REPLAY_ROWS = (
+    "tokens_per_s",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cached_share",
+    "requests",
+    "elapsed_s",
+)
+_RAY_COLUMNS = ("turns_per_s", "elapsed_s", "driver_cpu_s", "turns_per_driver_cpu_s", "episodes")
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
-    """The report as a table: one column per case."""
+    """The report as tables: the comparison (one column per case), the replay modes, the Ray case."""
     cases = {"conversation": report} if "ratio" in report else {}
     for name in ("inventory", "group"):
         if name in report:
             cases[name] = report[name]
-    table = Table(title=f"personae bench ({report['config']['concurrency']} requests in flight)")
+    in_flight = f" ({report['config']['concurrency']} requests in flight)" if cases else ""
+    table = Table(title=f"personae bench{in_flight}")
     table.add_column("measure")
-    for name in cases:
+    for name in cases or ("value",):
         table.add_column(name, justify="right")
-    for key in _ROWS:
+    for key in _ROWS if cases else ():
         table.add_row(key, *(str(case.get(key)) for case in cases.values()))
     table.add_row("fake_turns_per_s", str(report["fake_turns_per_s"]), *[""] * (len(cases) - 1))
     console.print(table)
+    if "replay" in report:
+        console.print(_replay_table(report["replay"]))
+    if "ray" in report:
+        console.print(_ray_table(report["ray"]))
+
+
+def _replay_table(replay: dict[str, Any]) -> Table:
+    """The first framework pass of each case in each replay mode, side by side."""
+    modes: list[str] = replay["modes"]
+    cases = [name for name in SERVER_CASES if name in replay]
+    table = Table(
+        title="replay modes: the first framework pass of each case",
+        caption=replay.get("shared_server"),
+    )
+    table.add_column("measure")
+    for name in cases:
+        for mode in modes:
+            table.add_column(f"{name} {mode}", justify="right")
+    cache = replay["server_prefix_cache"]
+    table.add_row("server_prefix_cache", *(str(cache.get(m)) for _ in cases for m in modes))
+    for key in _REPLAY_ROWS:
+        table.add_row(key, *(str(replay[n][m].get(key)) for n in cases for m in modes))
+    if "exact" in modes and "fast" in modes:
+        table.add_row(
+            "fast/exact tokens/s",
+            *(
+                str(replay[n]["fast_over_exact"]) if m == "fast" else ""
+                for n in cases
+                for m in modes
+            ),
+        )
+    return table
+
+
+def _ray_table(ray: dict[str, Any]) -> Table:
+    """The Ray case: one row per executor."""
+    table = Table(
+        title="ray case: zero-latency fake model, per executor",
+        caption=(
+            f"ray-2 / ray-1: {ray['ray_2_over_1']}; ray-1 / local: {ray['ray_1_over_local']}; "
+            f"cluster start {ray['cluster_start_s']} s"
+        ),
+    )
+    table.add_column("executor")
+    for key in _RAY_COLUMNS:
+        table.add_column(key, justify="right")
+    for tag, _ in RAY_EXECUTORS:
+        table.add_row(tag, *(str(ray[tag].get(key)) for key in _RAY_COLUMNS))
+    return table

@@ -98,12 +98,19 @@ def run(
     server_log: Annotated[
         Path | None, typer.Option(help="Log file of the embedded server.")
     ] = None,
-    prefix_caching: Annotated[
-        bool,
+    replay: Annotated[
+        str | None,
         typer.Option(
-            help="Embedded server only: turn vLLM's prefix cache on (faster; seeds then no "
-            "longer reproduce transcripts exactly)."
+            help="exact: the same seed gives the same tokens (the embedded server's prefix "
+            "cache off). fast: the prefix cache on, several times fewer prompt tokens "
+            "computed; the same seed gives the same design and a draw from the same "
+            "distribution of transcripts (docs/performance.md). Default: the mode the "
+            "experiment was run in, else exact.",
+            show_default=False,
         ),
+    ] = None,
+    prefix_caching: Annotated[
+        bool, typer.Option(hidden=True, help="Deprecated: --replay fast.")
     ] = False,
     timeout: Annotated[
         float,
@@ -222,7 +229,7 @@ def run(
         progress=progress,
         console=err,
         server_log=server_log,
-        prefix_caching=prefix_caching,
+        replay=_replay_option(replay, prefix_caching),
         timeout=timeout,
         retries=retries,
         server_wait=server_wait,
@@ -251,6 +258,16 @@ def run(
             )
         err.print("Run the same command again to retry them; completed episodes are kept.")
         raise typer.Exit(EXIT_EPISODES_FAILED)
+
+
+def _replay_option(replay: str | None, prefix_caching: bool) -> str | None:
+    """``--replay``, with the deprecated ``--prefix-caching`` read as ``--replay fast``."""
+    from personae.runner.replay import check_replay
+
+    if prefix_caching:
+        err.print("[yellow]--prefix-caching is deprecated[/]: use --replay fast.")
+        return check_replay(replay) if replay is not None else "fast"
+    return check_replay(replay) if replay is not None else None
 
 
 def _endpoints(flags: list[str] | None, path: Path | None) -> list[Any]:
@@ -295,6 +312,12 @@ def print_summary(summary: Any) -> None:
     table.add_row("turns", str(summary.turns))
     table.add_row("model calls", str(summary.calls))
     table.add_row("completion tokens", str(summary.completion_tokens))
+    prompt, cached = getattr(summary, "prompt_tokens", 0), getattr(summary, "cached_tokens", None)
+    if prompt:
+        share = f" ({cached / prompt:.0%} from the prefix cache)" if cached is not None else ""
+        table.add_row("prompt tokens", f"{prompt}{share}")
+    if hasattr(summary, "replay"):
+        table.add_row("replay", summary.replay)
     by_endpoint = getattr(summary, "calls_by_endpoint", {})
     if len(by_endpoint) > 1 or set(by_endpoint) - {"default"}:
         table.add_row("calls per endpoint", ", ".join(f"{k} {v}" for k, v in by_endpoint.items()))
@@ -378,10 +401,12 @@ def show(db: Annotated[Path, typer.Argument(help="A personae database.")]) -> No
     """Summarise the experiments and episodes in a database."""
     from personae.store.readonly import query as run_query
 
+    _, present = run_query(db, "SELECT name FROM pragma_table_info('experiments')")
+    replay = "x.replay" if ("replay",) in present else "NULL"  # NULL before 0.3.0
     columns, rows = run_query(
         db,
-        """
-        SELECT x.id AS experiment, x.name, x.scenario, x.model, x.seed,
+        f"""
+        SELECT x.id AS experiment, x.name, x.scenario, x.model, x.seed, {replay} AS replay,
                COUNT(e.id) AS episodes,
                SUM(e.status = 'complete') AS complete,
                SUM(e.status = 'failed') AS failed,
@@ -421,12 +446,14 @@ def _show_endpoints(db: Path) -> None:
     columns = {row[0] for row in present}
     endpoint = "COALESCE(c.endpoint, 'default')" if "endpoint" in columns else "'default'"
     replica = "c.replica" if "replica" in columns else "NULL"
+    cached = "SUM(c.cached_tokens)" if "cached_tokens" in columns else "NULL"
     head, rows = run_query(
         db,
         f"""
         SELECT e.experiment_id AS experiment, {endpoint} AS endpoint, c.model,
                COUNT(*) AS calls, SUM(c.error IS NOT NULL) AS failed,
                COALESCE(SUM(c.prompt_tokens), 0) AS prompt_tokens,
+               {cached} AS cached_tokens,
                COALESCE(SUM(c.completion_tokens), 0) AS completion_tokens,
                ROUND(AVG(c.latency_ms)) AS mean_latency_ms,
                ROUND(MAX(c.latency_ms)) AS max_latency_ms

@@ -34,7 +34,8 @@ def bench(
         str,
         typer.Option(
             help="conversation (counseling episodes), inventory (IPIP-NEO-120 items), "
-            "group (a discussion on a small-world graph) or all."
+            "group (a discussion on a small-world graph), ray (the zero-latency fake-model "
+            "run through the local executor and Ray with 1 and 2 workers; no server) or all."
         ),
     ] = "conversation",
     inventory_agents: Annotated[
@@ -43,9 +44,21 @@ def bench(
     group_agents: Annotated[
         int, typer.Option(min=3, help="Members of the discussion in the group case.")
     ] = 50,
+    replay: Annotated[
+        str,
+        typer.Option(
+            help="Replay modes to compare, comma-separated (exact, fast or exact,fast): the "
+            "first framework pass of each server case in each mode, side by side; the "
+            "embedded server is started once per mode with its prefix cache to match."
+        ),
+    ] = "exact",
 ) -> None:
-    """Measure framework throughput against the raw server on the same requests."""
-    from personae.bench import BenchConfig, print_report, run_bench
+    """Measure framework throughput against the raw server on the same requests.
+
+    Also: --case ray, the zero-latency run through the local executor and Ray
+    with 1 and 2 workers; --replay exact,fast, the replay modes side by side.
+    """
+    from personae.bench import BenchConfig, parse_replay, print_report, run_bench
 
     config = BenchConfig(
         concurrency=concurrency,
@@ -58,6 +71,7 @@ def bench(
         case=case,
         inventory_agents=inventory_agents,
         group_agents=group_agents,
+        replay=parse_replay(replay),
     )
     report = run_bench(config, console=err)
     if json_:

@@ -148,6 +148,7 @@ class ModelCalls:
             ),
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
+            cached_tokens=completion.cached_tokens,
             latency_ms=completion.latency_ms,
             attempts=completion.attempts,
             finish_reason=completion.finish_reason,

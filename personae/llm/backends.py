@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ __all__ = [
     "connected_model",
     "get_backend",
     "register_backend",
+    "server_prefix_caching",
     "watch_server",
 ]
 
@@ -145,6 +147,33 @@ def get_backend(name: str) -> BackendFactory:
         ) from None
 
 
+_CACHE_INFO = re.compile(r'^vllm:cache_config_info\{[^}]*enable_prefix_caching="(\w+)"', re.M)
+
+
+def server_prefix_caching(metrics: str) -> bool | None:
+    """Whether a vLLM server's ``/metrics`` text says its prefix cache is on; None if it does not say.
+
+    Example:
+        >>> server_prefix_caching('vllm:cache_config_info{block_size="16",enable_prefix_caching="True"} 1.0')
+        True
+        >>> server_prefix_caching("# no vLLM here") is None
+        True
+    """
+    found = _CACHE_INFO.search(metrics)
+    return None if found is None else found.group(1).lower() == "true"
+
+
+async def _server_prefix_caching(base_url: str) -> bool | None:
+    """Whether the server at ``base_url`` says (vLLM, on ``/metrics``) its prefix cache is on."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.get(f"{root}/metrics")
+        return server_prefix_caching(response.text) if response.is_success else None
+    except httpx.HTTPError:
+        return None
+
+
 async def _server_version(base_url: str) -> str | None:
     root = base_url.rstrip("/").removesuffix("/v1")
     try:
@@ -175,12 +204,15 @@ async def open_openai(options: BackendOptions) -> AsyncIterator[tuple[ChatModel,
     served = await check_reachable(base_url, options.model_name)
     name = options.model_name or served[0]
     client = build_client(base_url, name, **options.client_options())
-    info = {
+    info: dict[str, Any] = {
         "software": "openai-compatible",
         "base_url": redact_url(base_url),
         "model": name,
         "version": await _server_version(base_url),
     }
+    cache = await _server_prefix_caching(base_url)
+    if cache is not None:
+        info["prefix_caching"] = cache
     try:
         yield client, info
     finally:

@@ -235,6 +235,9 @@ class Completion:
         finish_reason: ``"stop"``, ``"length"`` or the server's own value.
         prompt_tokens: Tokens in the prompt, as counted by the server.
         completion_tokens: Tokens generated.
+        cached_tokens: Prompt tokens the server took from its prefix cache rather
+            than computing them (vLLM says with ``--enable-prompt-tokens-details``);
+            None when the server does not say.
         latency_ms: Wall time of the request as seen by the client, retries included.
         seed: The sampling seed sent with the request, if any.
         params: The sampling parameters sent (temperature, max_tokens, ...), JSON-ready.
@@ -252,6 +255,7 @@ class Completion:
     completion_tokens: int = 0
     latency_ms: float = 0.0
     seed: int | None = None
+    cached_tokens: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     server: str | None = None
     attempts: int = 1

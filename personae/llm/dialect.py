@@ -51,6 +51,7 @@ __all__ = [
     "Mechanism",
     "Mode",
     "StructuredMode",
+    "cached_tokens",
     "check_mode",
     "downgrade",
     "mechanism",
@@ -262,3 +263,20 @@ def split_response_format(
         raise ConfigError("response_format: no constraint given")
     fields = _structured_fields(constraint)
     return fields.get("response_format"), fields.get("structured_outputs")
+
+
+def cached_tokens(usage: Mapping[str, Any]) -> int | None:
+    """Prompt tokens a server took from its prefix cache, where its usage says; else None.
+
+    The OpenAI field ``usage.prompt_tokens_details.cached_tokens`` (vLLM fills
+    it when started with ``--enable-prompt-tokens-details``).
+
+    Example:
+        >>> cached_tokens({"prompt_tokens": 300, "prompt_tokens_details": {"cached_tokens": 256}})
+        256
+        >>> cached_tokens({"prompt_tokens": 300}) is None
+        True
+    """
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) else None

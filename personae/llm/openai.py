@@ -55,6 +55,7 @@ from personae.llm.base import (
 from personae.llm.dialect import (
     Mode,
     StructuredMode,
+    cached_tokens,
     check_mode,
     downgrade,
     mechanism,
@@ -334,6 +335,7 @@ class OpenAIChatModel:
             finish_reason=data["finish_reason"],
             prompt_tokens=data["prompt_tokens"],
             completion_tokens=data["completion_tokens"],
+            cached_tokens=data["cached_tokens"],
             latency_ms=latency_ms,
             seed=sampling.seed,
             params=params,
@@ -460,6 +462,7 @@ class OpenAIChatModel:
             "finish_reason": finish_reason if isinstance(finish_reason, str) else None,
             "prompt_tokens": int(usage.get("prompt_tokens") or 0),
             "completion_tokens": int(usage.get("completion_tokens") or 0),
+            "cached_tokens": cached_tokens(usage),
             "extensions": extensions,
         }
 

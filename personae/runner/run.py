@@ -21,14 +21,14 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from personae.engine.models import Models, as_models
-from personae.errors import StoreError
+from personae.errors import ConfigError, StoreError
 from personae.llm.base import ChatModel
 from personae.llm.endpoints import DEFAULT_ENDPOINT, Endpoint
 from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
@@ -45,6 +45,15 @@ from personae.runner.jobs import (
     scenario_identity,
 )
 from personae.runner.progress import RunCounters, experiment_progress
+from personae.runner.replay import (
+    DEFAULT_REPLAY,
+    check_replay,
+    prefix_caching_for,
+    replay_conflict,
+    resolve_replay,
+    warn_replay,
+)
+from personae.runner.summary import RunSummary
 from personae.runner.waits import announce_waits, outage_of, request_limit, waiting_status
 from personae.store.database import Database
 from personae.store.rows import LLMCallRecord, Record
@@ -61,60 +70,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class RunSummary:
-    """What a run did.
-
-    Attributes:
-        reset_incomplete: Episodes found complete but missing rows, run again.
-        lost: Episode id -> why its rows could not be stored (those episodes
-            count as failed and are run again by the next run).
-        server_outages: Times the server could not be reached and was waited out.
-        server_wait_s: Seconds spent waiting for it.
-        lock_waits: Commits that found the database locked by another program.
-        calls_by_endpoint: Model calls stored by this run, per endpoint name.
-        calls_by_replica: Those answered by a replica of a pool, per replica.
-    """
-
-    db: str
-    experiment_id: int
-    total: int
-    already_complete: int = 0
-    completed: int = 0
-    failed: int = 0
-    interrupted: bool = False
-    turns: int = 0
-    calls: int = 0
-    completion_tokens: int = 0
-    elapsed_s: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    reset_incomplete: int = 0
-    lost: dict[int, str] = field(default_factory=dict)
-    completed_ids: list[int] = field(default_factory=list, repr=False)
-    server_outages: int = 0
-    server_wait_s: float = 0.0
-    lock_waits: int = 0
-    calls_by_endpoint: dict[str, int] = field(default_factory=dict)
-    calls_by_replica: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> int:
-        """Episodes complete in the database after this run."""
-        return self.already_complete + self.completed
-
-    @property
-    def remaining(self) -> int:
-        return self.total - self.complete
-
-    @property
-    def turns_per_s(self) -> float:
-        return self.turns / self.elapsed_s if self.elapsed_s else 0.0
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.elapsed_s if self.elapsed_s else 0.0
-
-
 class _CountingSink:
     """The run's writer, seen through: counts the typed rows of every episode as they pass.
 
@@ -129,6 +84,8 @@ class _CountingSink:
         self.seen: dict[int, RowTally] = {}
         self.by_endpoint: Counter[str] = Counter()
         self.by_replica: Counter[str] = Counter()
+        self.prompt_tokens = 0
+        self.cached_tokens: int | None = None
 
     def add(self, row: Record) -> None:
         self.writer.add(row)
@@ -137,6 +94,9 @@ class _CountingSink:
             self.by_endpoint[row.endpoint or DEFAULT_ENDPOINT] += 1
             if row.replica:
                 self.by_replica[row.replica] += 1
+            self.prompt_tokens += row.prompt_tokens or 0
+            if row.cached_tokens is not None:
+                self.cached_tokens = (self.cached_tokens or 0) + row.cached_tokens
         tally = self.seen.get(row.episode_id)
         if tally is None:
             tally = self.seen[row.episode_id] = RowTally()
@@ -202,6 +162,7 @@ async def run_experiment(
     write_wait: float = DEFAULT_WRITE_WAIT,
     lock: bool = True,
     target: str | None = None,
+    replay: str | None = None,
 ) -> RunSummary:
     """Run every episode of ``experiment`` not yet complete in ``db``.
 
@@ -229,13 +190,20 @@ async def run_experiment(
         target: The built-in name or scenario file ``experiment`` was loaded
             from, put in every job so an executor can load it elsewhere
             (:class:`~personae.runner.jobs.EpisodeJob`).
+        replay: The replay mode to record with the experiment (``exact`` or
+            ``fast``, see :mod:`personae.runner.replay`); None: the one it was
+            run in before, else ``exact``. It does not configure ``model``: the
+            caller starts the server to match (:func:`run_sync` does).
 
     Returns:
         A :class:`RunSummary`; ``interrupted`` is true after Ctrl-C.
 
     Raises:
         StoreError: The database is foreign, unusable, or held by another run.
+        ConfigError: ``replay`` differs from the mode the experiment was run in.
     """
+    if replay is not None:
+        check_replay(replay)
     say = (console or Console(stderr=True)).print
     new = NewDatabase(db)
     try:
@@ -263,6 +231,7 @@ async def run_experiment(
             server_info=server_info,
             write_wait=write_wait,
             target=target,
+            replay=replay,
         )
     except BaseException:
         # Failed before its first episode (or in it): a file this run made and
@@ -288,20 +257,30 @@ async def _run_locked(
     server_info: dict[str, Any] | None,
     write_wait: float,
     target: str | None,
+    replay: str | None,
 ) -> RunSummary:
     models = as_models(model)
     model = models.default
     model_name = getattr(model, "name", None)
     used = used_endpoints(experiment, models)
+    identity = experiment.identity(model_name, used)
+    found = database.find_experiment(identity)
+    recorded = database.replay_of(found) if found is not None else None
+    conflict = replay_conflict(recorded, replay, experiment.label)
+    if conflict:
+        raise ConfigError(conflict)
+    mode = replay or recorded or DEFAULT_REPLAY
+    warn_replay(mode, server_info, say)
     experiment_id = database.ensure_experiment(
         name=experiment.label,
         scenario=experiment.scenario.name,
         config={**experiment.config(), **experiment.extent()},
-        config_hash=experiment.identity(model_name, used),
+        config_hash=identity,
         seed=experiment.seed,
         model=model_name,
         server_info=server_info,
         code_version=_code_version(),
+        replay=mode,
     )
     begun_with = database.code_version(experiment_id)
     if begun_with and begun_with != _code_version():
@@ -330,6 +309,7 @@ async def _run_locked(
     todo = plan.todo(specs)
     done = len(specs) - len(todo)
     summary = RunSummary(str(database.path), experiment_id, total=len(specs), already_complete=done)
+    summary.replay = mode
     summary.reset_incomplete = len(broken)
     if executor is None:
         limit = request_limit(model)
@@ -374,6 +354,7 @@ async def _run_locked(
         summary.lock_waits = writer.lock_waits
         summary.calls_by_endpoint = dict(sorted(sink.by_endpoint.items()))
         summary.calls_by_replica = dict(sorted(sink.by_replica.items()))
+        summary.prompt_tokens, summary.cached_tokens = sink.prompt_tokens, sink.cached_tokens
         await asyncio.to_thread(database.close)
     return summary
 
@@ -486,6 +467,7 @@ def run_sync(
     console: Console | None = None,
     server_log: str | Path | None = None,
     prefix_caching: bool = False,
+    replay: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = 5,
     server_wait: float = DEFAULT_SERVER_WAIT,
@@ -506,6 +488,10 @@ def run_sync(
     is removed again if the run fails before any episode starts.
 
     Args:
+        replay: ``exact`` or ``fast`` (:mod:`personae.runner.replay`); None: the
+            mode the experiment was run in before, else ``exact``. An embedded
+            server started here has its prefix cache on in ``fast`` mode.
+        prefix_caching: Deprecated spelling of ``replay="fast"`` (until 0.4).
         timeout: Seconds one request may take before it is abandoned and sent again.
         retries: Retries of a request after an ordinary retryable error.
         server_wait: Seconds the run waits out a server that cannot be reached
@@ -526,9 +512,15 @@ def run_sync(
         Database(db).close()
         lock = RunLock(db).acquire()
         try:
+            if prefix_caching and replay is None:
+                replay = "fast"
+            mode = check_replay(replay) if replay is not None else DEFAULT_REPLAY
             if model is None and base_url is None and backend in (None, "embedded"):
                 from personae.llm.server import DEFAULT_SERVED_MODEL_NAME
 
+                # The server is started in the experiment's mode: the one recorded
+                # when none is asked for (a conflicting one is refused here).
+                mode = resolve_replay(experiment, db, DEFAULT_SERVED_MODEL_NAME, replay)
                 done = completed_episodes(experiment, db, DEFAULT_SERVED_MODEL_NAME)
                 total = len(experiment.episodes())
                 if done == total:
@@ -544,7 +536,7 @@ def run_sync(
                     max_in_flight=max_in_flight,
                     console=console,
                     server_log=server_log,
-                    prefix_caching=prefix_caching,
+                    prefix_caching=prefix_caching or prefix_caching_for(mode),
                     timeout=timeout,
                     retries=retries,
                     server_wait=server_wait,
@@ -556,6 +548,7 @@ def run_sync(
                         console=console,
                         server_info=info,
                         lock=False,
+                        replay=replay,
                         **options,
                     )
 

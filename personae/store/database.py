@@ -200,12 +200,15 @@ class Database:
         model: str | None,
         server_info: Mapping[str, Any] | None,
         code_version: str | None,
+        replay: str | None = None,
     ) -> int:
         """Return the id of the experiment with this identity, creating it if new.
 
         ``config_hash`` is the experiment's identity (which does not include its
         extent: replicates and grid values); an experiment found again has its
         stored configuration updated to ``config``, so a grown grid is recorded.
+        ``replay`` (the run's replay mode) is recorded when given; the caller
+        checks first that it agrees with the one stored (:meth:`replay_of`).
         """
         with self.engine.begin() as conn:
             found = conn.execute(
@@ -220,6 +223,7 @@ class Database:
                         model=model,
                         server_info=json.dumps(server_info or {}),
                         config_json=config_json,
+                        **({"replay": replay} if replay is not None else {}),
                     )
                 )
                 return int(found)
@@ -234,9 +238,33 @@ class Database:
                     server_info=json.dumps(server_info or {}),
                     code_version=code_version,
                     created_at=now(),
+                    replay=replay,
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def replay_of(self, experiment_id: int) -> str | None:
+        """The replay mode an experiment was run in; None if there is no such experiment.
+
+        An experiment made before modes were recorded ran ``fast`` if its
+        embedded server had the prefix cache on (its ``server_info`` says),
+        else ``exact``.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(ExperimentRow.replay, ExperimentRow.server_info).where(
+                    ExperimentRow.id == experiment_id
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        if row.replay is not None:
+            return str(row.replay)
+        try:
+            info = json.loads(row.server_info or "{}")
+        except ValueError:
+            info = {}
+        return "fast" if isinstance(info, dict) and info.get("prefix_caching") is True else "exact"
 
     def code_version(self, experiment_id: int) -> str | None:
         """The personae version that began an experiment."""

@@ -347,6 +347,12 @@ V0_3_0_ENDPOINT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "llm_calls": (("endpoint", "VARCHAR"), ("structured", "VARCHAR"), ("replica", "VARCHAR")),
 }
 
+#: Columns ``m008`` adds, by table: (name, SQLite type). Rows written before stay NULL.
+V0_3_0_REPLAY_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "experiments": (("replay", "VARCHAR"),),
+    "llm_calls": (("cached_tokens", "INTEGER"),),
+}
+
 #: The table ``m007`` creates: the scores evaluators give stored episodes (frozen).
 V0_3_0_EVALUATION_TABLE = """
     CREATE TABLE IF NOT EXISTS evaluations (

@@ -154,3 +154,16 @@ def m007_evaluations(conn: Connection) -> None:
     for name, sql in ddl.V0_3_0_EVALUATION_VIEWS.items():
         conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
         conn.execute(text(f"CREATE VIEW {name} AS {sql}"))
+
+
+@migration
+def m008_replay(conn: Connection) -> None:
+    """``experiments.replay`` and ``llm_calls.cached_tokens``: the replay mode and what it saved.
+
+    The mode an experiment was run in (``exact`` or ``fast``, see
+    :mod:`personae.runner.replay`; NULL for experiments made before, which ran
+    ``exact`` unless the embedded server's prefix cache was turned on by hand,
+    as their ``server_info`` says), and the prompt tokens of each call the
+    server took from its prefix cache (NULL where it did not say). No view changes.
+    """
+    _add_columns(conn, ddl.V0_3_0_REPLAY_COLUMNS)

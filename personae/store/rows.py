@@ -123,6 +123,8 @@ class LLMCallRecord(Record):
     structured: str | None = None
     #: The replica of a pool that answered (its base URL without credentials).
     replica: str | None = None
+    #: Prompt tokens the server took from its prefix cache (None: it did not say).
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -43,6 +43,7 @@ class ExperimentRow(Base):
     server_info: Mapped[str | None] = mapped_column(Text)
     code_version: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[str] = mapped_column(String, nullable=False)
+    replay: Mapped[str | None] = mapped_column(String)
 
 
 class EpisodeRow(Base):
@@ -107,6 +108,7 @@ class LLMCallRow(Base):
     endpoint: Mapped[str | None] = mapped_column(String)
     structured: Mapped[str | None] = mapped_column(String)
     replica: Mapped[str | None] = mapped_column(String)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)
 
 
 class TurnRow(Base):

@@ -26,7 +26,9 @@ vLLM answers; HTTP 404 with ``vllm=False``, so the server looks like one that is
 not vLLM), ``GET /health``, ``POST /v1/chat/completions`` and the control
 endpoint ``GET /_control`` (configuration and statistics) / ``POST /_control``
 (a JSON object with any of ``faults``, ``delay_s``, ``die_after``, ``strict``,
-``vllm``, ``model``, ``seed``, ``reset``; see :meth:`FaultServer.configure`).
+``vllm``, ``model``, ``seed``, ``reset``, ``prefix_cache``; see
+:meth:`FaultServer.configure`). With ``prefix_cache`` set, ``GET /metrics``
+answers vLLM's ``vllm:cache_config_info`` line.
 
 Replies are deterministic: the text depends only on the last user message and
 the request's seed (``Reply <8 hex>: ...``), so transcripts are reproducible.
@@ -103,7 +105,7 @@ FAULT_KINDS = (
     "stage",
 )
 _CONTROL_KEYS = frozenset(
-    {"faults", "delay_s", "die_after", "strict", "vllm", "model", "seed", "reset"}
+    {"faults", "delay_s", "die_after", "strict", "vllm", "model", "seed", "reset", "prefix_cache"}
 )
 _HANG_CAP_S = 3600.0  # "never" still ends: every wait in here is bounded
 _RECENT = 200
@@ -224,6 +226,8 @@ class _State:
     strict: bool = False
     vllm: bool = True
     seed: int = 0
+    prefix_cache: bool | None = None
+    prompts: list[list[str]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     remaining: list[int | None] = field(default_factory=list)
     seen: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -257,6 +261,28 @@ class _State:
             if "die_after" in changes:
                 value = changes["die_after"]
                 self.die_after = None if value is None else int(value)
+            if "prefix_cache" in changes:
+                value = changes["prefix_cache"]
+                self.prefix_cache = None if value is None else bool(value)
+                self.prompts.clear()
+
+    def cached(self, words: list[str]) -> int | None:
+        """Prompt "tokens" (words) a prefix cache would hold: the longest prefix seen before."""
+        with self.lock:
+            if self.prefix_cache is None:
+                return None
+            if not self.prefix_cache:
+                return 0
+            best = 0
+            for seen in self.prompts:
+                n = 0
+                for a, b in zip(seen, words, strict=False):
+                    if a != b:
+                        break
+                    n += 1
+                best = max(best, n)
+            self.prompts.append(words)
+            return best
 
     def choose(self, body: Mapping[str, Any], raw: bytes) -> Fault | None:
         """Record a chat request and pick the fault that shapes its answer, if any."""
@@ -388,6 +414,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif path == "/version" and state.vllm:
             self._json(200, {"version": VERSION})
+        elif path == "/metrics" and state.prefix_cache is not None:
+            on = "True" if state.prefix_cache else "False"
+            info = f'vllm:cache_config_info{{block_size="16",enable_prefix_caching="{on}"}} 1.0\n'
+            self._send(200, info.encode())
         elif path == "/health":
             self._send(200, b"")
         elif path == "/_control":
@@ -459,13 +489,22 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "malformed":
             self._send(200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [')
             return
-        self._send(200, _completion(body, state.model, fault))
+        self._send(200, _completion(body, state.model, fault, state.cached))
         if state.replied():
             server.on_die()
 
 
-def _completion(body: Mapping[str, Any], model: str, fault: Fault | None) -> bytes:
-    """The body of a chat completion, shaped by ``fault`` (a content fault or None)."""
+def _completion(
+    body: Mapping[str, Any],
+    model: str,
+    fault: Fault | None,
+    cached: Callable[[list[str]], int | None] = lambda words: None,
+) -> bytes:
+    """The body of a chat completion, shaped by ``fault`` (a content fault or None).
+
+    Its usage says how many prompt "tokens" (words) came from the simulated
+    prefix cache, as vLLM's ``prompt_tokens_details`` does, when ``cached`` says.
+    """
     messages = body.get("messages")
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     max_tokens = int(max_tokens) if isinstance(max_tokens, int | float) else _DEFAULT_MAX_TOKENS
@@ -493,7 +532,9 @@ def _completion(body: Mapping[str, Any], model: str, fault: Fault | None) -> byt
     if kind != "truncated" and len(words) > max_tokens:
         text, finish = " ".join(words[:max_tokens]), "length"
     completion_tokens = max_tokens if kind == "truncated" else len(text.split())
-    prompt_tokens = len(_content_text(messages).split())
+    words = _content_text(messages).split()
+    prompt_tokens = len(words)
+    from_cache = cached(words)
     payload = {
         "id": "chatcmpl-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16],
         "object": "chat.completion",
@@ -510,6 +551,11 @@ def _completion(body: Mapping[str, Any], model: str, fault: Fault | None) -> byt
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            **(
+                {"prompt_tokens_details": {"cached_tokens": from_cache}}
+                if from_cache is not None
+                else {}
+            ),
         },
     }
     # ensure_ascii writes a lone surrogate as the escape "\ud800": valid JSON whose
@@ -530,6 +576,10 @@ class FaultServer:
         vllm: Answer ``GET /version`` as vLLM does; False answers it with 404,
             as servers that are not vLLM do.
         seed: Seeds the ``rate`` decisions.
+        prefix_cache: Simulate vLLM's prefix cache: True reports, in each
+            answer's ``usage.prompt_tokens_details.cached_tokens``, the words of the
+            longest prompt prefix seen before, and ``GET /metrics`` says the cache
+            is on; False reports 0 and says it is off; None (default) says nothing.
 
     Example::
 
@@ -549,6 +599,7 @@ class FaultServer:
         vllm: bool = True,
         seed: int = 0,
         on_die: Callable[[], None] | None = None,
+        prefix_cache: bool | None = None,
     ) -> None:
         self.port = port
         self.state = _State()
@@ -561,6 +612,7 @@ class FaultServer:
                 "strict": strict,
                 "vllm": vllm,
                 "seed": seed,
+                "prefix_cache": prefix_cache,
             }
         )
         self._on_die = on_die

@@ -178,16 +178,18 @@ def _ema_prompts(model):
     return [c.messages for c in model.calls if "Quick check-in" in c.messages[-1]["content"]]
 
 
-async def test_the_ema_is_answered_from_the_latest_memories_ending_with_todays_diary():
+async def test_the_ema_is_answered_from_that_days_memories_ending_with_its_diary():
     _, _, model = await run(small(days=6, conversations=1.0))
     prompts = _ema_prompts(model)
     assert len(prompts) == 4 * 6
     for messages in prompts:
         assert messages[0]["role"] == "system"
-        assert len(messages) - 2 <= 4  # system + at most 4 memories + the question
+        # system + that day's memories (its talk, two lines, if any, then its diary) + the question
+        assert len(messages) - 2 in (1, 3)
+        assert sum("Diary:" in m["content"] for m in messages) == 1
     last_day = [m for m in prompts if "Day 6" in m[-2]["content"]]
     assert len(last_day) == 4 and all(m[-2]["content"].startswith("Diary: Day 6") for m in last_day)
-    _, _, whole = await run(
-        small(days=6, conversations=1.0).model_copy(update={"ema_window": None})
+    _, _, diary_only = await run(
+        small(days=6, conversations=1.0).model_copy(update={"ema_window": 1})
     )
-    assert max(len(m) for m in _ema_prompts(whole)) > 6
+    assert {len(m) for m in _ema_prompts(diary_only)} == {3}  # system, the diary line, the question

@@ -262,3 +262,22 @@ def test_old_names_still_import_from_their_old_modules():
     assert old is STATE_VARIABLES
     with pytest.raises(AttributeError):
         sensing.nothing_here  # noqa: B018
+
+
+async def test_the_ema_and_the_rating_are_asked_from_only_the_memories_they_need():
+    model = FunctionModel(answers)
+    await run(small(days=6, conversations=2.0), model=model)
+
+    def history(call):
+        return [m["content"] for m in call.messages[1:-1]]
+
+    ema = [c for c in model.calls if (c.response_format or {}).get("type") == "json"]
+    rating = [c for c in model.calls if "How did your conversation" in c.messages[-1]["content"]]
+    assert len(ema) == 4 * 6 and rating
+    for call in ema:  # that day only: its talk (two lines, if any), then its diary line
+        lines = history(call)
+        assert len(lines) in (1, 3) and lines[-1].startswith("Diary: Day ")
+        assert sum("Diary:" in line for line in lines) == 1
+    for call in rating:  # that conversation's two lines, nothing else remembered
+        lines = history(call)
+        assert len(lines) == 2 and not any("Diary:" in line for line in lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from personae import FunctionModel
+from personae.bench_cases import executor_jobs
 from personae.loading import load_target
 from personae.runner.experiment import EpisodeSpec as FromExperiment
 from personae.runner.experiment import Experiment
@@ -21,9 +22,7 @@ from personae.runner.jobs import (
     EpisodeJob,
     EpisodeOutcome,
     EpisodeSpec,
-    ModelEndpoint,
     run_episode,
-    scenario_identity,
 )
 from personae.store import Database, Writer
 from personae.store.ids import BLOCK
@@ -48,33 +47,7 @@ VOLATILE = {"created_at", "latency_ms", "started_at", "finished_at"}
 
 def coordinate(tmp_path: Path, experiment: Experiment, target: str | None) -> list[EpisodeJob]:
     """What the runner does before handing out jobs: the episode rows, then one job each."""
-    database = Database(tmp_path / "main.db")
-    try:
-        experiment_id = database.ensure_experiment(
-            name=experiment.label,
-            scenario=experiment.scenario.name,
-            config=experiment.config(),
-            config_hash=experiment.identity("echo"),
-            seed=experiment.seed,
-            model="echo",
-            server_info=None,
-            code_version=None,
-        )
-        specs = experiment.episodes()
-        database.create_episodes(
-            experiment_id,
-            [
-                {"param_index": s.param_index, "replicate": s.replicate, "params": s.params}
-                | {"seed": s.seed, "key": s.key}
-                for s in specs
-            ],
-        )
-        ids = {k: i for k, (i, _, _) in database.episodes_by_key(experiment_id).items()}
-    finally:
-        database.close()
-    identity = scenario_identity(experiment)
-    endpoint = ModelEndpoint("echo", "echo")
-    return [EpisodeJob(target, s, ids[(s.key, s.replicate)], endpoint, identity) for s in specs]
+    return executor_jobs(tmp_path / "main.db", experiment, target)
 
 
 async def run_into(db: Path, jobs: list[EpisodeJob], **options) -> list[EpisodeOutcome]:

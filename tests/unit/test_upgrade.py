@@ -53,6 +53,7 @@ def test_an_old_database_is_upgraded_reported_and_takes_a_new_run(tmp_path):
         "m005_agent_prompts",
         "m006_endpoints",
         "m007_evaluations",
+        "m008_replay",
     ]
     assert old_turns == (16, 0, 0)
 

@@ -105,6 +105,9 @@ def vllm_flags(
         "--max-model-len",
         str(max_model_len),
         "--disable-uvicorn-access-log",
+        # Each answer's usage then says how many prompt tokens came from the prefix
+        # cache (``prompt_tokens_details.cached_tokens``), stored per call.
+        "--enable-prompt-tokens-details",
     ]
     if not prefix_caching:
         # A prompt whose prefix comes from the cache is computed in other chunks than a

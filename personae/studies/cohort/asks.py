@@ -7,8 +7,11 @@ through the episode's sink (:meth:`~personae.engine.episode.Episode.record_state
 
 - :class:`Checkin`, the EMA: each student due that day (a seeded draw with
   chance ``Cohort.ema_rate``) answers the items of
-  :data:`~personae.studies.cohort.term.ema.COHORT_EMA` in persona, from the
-  latest ``Cohort.ema_window`` entries of its memory at the end of the day;
+  :data:`~personae.studies.cohort.term.ema.COHORT_EMA` in persona, from what
+  it remembers of that day (its diary line and what it said and heard), at
+  most the latest ``Cohort.ema_window`` entries: the items ask about today and
+  last night, which the day's diary line holds, so earlier days would only add
+  prompt tokens;
   one ``states`` row per item (``ema_stress``, ``ema_mood``, ``ema_sleep``,
   ``ema_social``; source ``ema``; ``t`` the day; the label or raw answer in ``text``).
 - :class:`Interviews`: the day's :class:`~personae.studies.cohort.scenario.Interview`
@@ -62,8 +65,8 @@ class Checkin:
     Args:
         rate: Chance a student answers on a given day (drawn per day from the
             episode seed, so the same students are due whatever the timing).
-        window: Latest memory entries the answer is given from; None for the
-            agent's whole memory window.
+        window: At most this many of the day's latest memory entries are in the
+            prompt; None for all of the day's.
         items: The EMA items (one JSON field each).
         max_tokens: Longest answer.
     """
@@ -90,7 +93,7 @@ class Checkin:
             purpose="ema",
             max_tokens=self.max_tokens,
             response_format={"type": "json", "schema": checkin_schema(self.items)},
-            memory=episode.memory_on(student, day, self.window),
+            memory=episode.memory_on(student, day, self.window, today=True),
             step=day,
         )
         answers = json_object(raw)

@@ -196,16 +196,21 @@ class CohortEpisode(Episode):
 
     # -- memories at the end of a day ---------------------------------------------------------
 
-    def memory_on(self, name: str, day: int, window: int | None = None) -> Memory:
+    def memory_on(
+        self, name: str, day: int, window: int | None = None, *, today: bool = False
+    ) -> Memory:
         """``name``'s memory as it was at the end of ``day`` (as it is now, if that is later).
 
         Args:
             name: A participant.
             day: A day whose tick probes may still be running.
             window: Keep only the latest this many entries; None keeps all.
+            today: Keep only the entries of ``day`` itself (its diary line and talk).
         """
         kept = self._evenings.get(day, {}).get(name)
         snapshot = (kept or self.agents[name].memory).snapshot()
+        if today:
+            snapshot.entries[:] = [e for e in snapshot.entries if e.session == day]
         if window is not None:
             del snapshot.entries[:-window]
         return snapshot

@@ -91,7 +91,12 @@ async def _talk(episode: CohortEpisode, a: str, b: str, day: int, step: int) -> 
 
 
 async def _rate(episode: CohortEpisode, name: str, other: str, day: int) -> float:
-    """``name`` rates the talk with ``other`` on :data:`VALENCE`; recorded as ``interaction``."""
+    """``name`` rates the talk with ``other`` on :data:`VALENCE`; recorded as ``interaction``.
+
+    The rating is given from the persona and that conversation's two lines only:
+    the question is about the conversation, and the rest of the memory would
+    only add prompt tokens (about half of a cohort's rating cost).
+    """
     from personae.measures.administer import parse_answer
 
     options = "\n".join(f"{i}. {label}" for i, label in enumerate(VALENCE, 1))
@@ -102,6 +107,7 @@ async def _rate(episode: CohortEpisode, name: str, other: str, day: int) -> floa
         purpose="interaction",
         max_tokens=4,
         response_format={"type": "choice", "choices": ["1", "2", "3", "4", "5"]},
+        memory=episode.memory_on(name, day, window=2),
         step=day,
     )
     parsed = parse_answer(raw, VALENCE)
