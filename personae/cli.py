@@ -101,11 +101,11 @@ def run(
     replay: Annotated[
         str | None,
         typer.Option(
-            help="exact: the same seed gives the same tokens (the embedded server's prefix "
-            "cache off). fast: the prefix cache on, several times fewer prompt tokens "
-            "computed; the same seed gives the same design and a draw from the same "
-            "distribution of transcripts (docs/performance.md). Default: the mode the "
-            "experiment was run in, else exact.",
+            help="exact: the embedded server's prefix cache off, so the same seed replays "
+            "the same tokens (with --max-in-flight 1). fast: the cache on, so prompt "
+            "beginnings the server has just seen are not computed again; the same seed "
+            "gives the same design and a draw from the same distribution of transcripts "
+            "(docs/performance.md). Default: the mode the experiment was run in, else exact.",
             show_default=False,
         ),
     ] = None,

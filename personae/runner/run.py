@@ -512,8 +512,13 @@ def run_sync(
         Database(db).close()
         lock = RunLock(db).acquire()
         try:
-            if prefix_caching and replay is None:
-                replay = "fast"
+            if prefix_caching:
+                warnings.warn(
+                    "run_sync(prefix_caching=True) is deprecated; pass replay='fast' (until 0.4)",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                replay = replay or "fast"
             mode = check_replay(replay) if replay is not None else DEFAULT_REPLAY
             if model is None and base_url is None and backend in (None, "embedded"):
                 from personae.llm.server import DEFAULT_SERVED_MODEL_NAME
