@@ -227,11 +227,17 @@ Status = Literal["complete", "failed", "interrupted"]
 
 @dataclass
 class RowTally:
-    """Turns, model calls and completion tokens, counted from the typed rows seen."""
+    """Turns, model calls and their tokens, counted from the typed rows seen.
+
+    ``cached_tokens`` (prompt tokens a server took from its prefix cache) stays
+    None until a call says how many.
+    """
 
     turns: int = 0
     calls: int = 0
     completion_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int | None = None
 
     def see(self, record: Record) -> None:
         """Count one row by its type."""
@@ -240,6 +246,9 @@ class RowTally:
         elif isinstance(record, LLMCallRecord):
             self.calls += 1
             self.completion_tokens += record.completion_tokens or 0
+            self.prompt_tokens += record.prompt_tokens or 0
+            if record.cached_tokens is not None:
+                self.cached_tokens = (self.cached_tokens or 0) + record.cached_tokens
 
 
 @dataclass(frozen=True)
@@ -257,6 +266,8 @@ class EpisodeOutcome:
         calls: Model-call rows among them.
         completion_tokens: Completion tokens of those calls.
         end_reason: Why the conversation ended, when complete.
+        prompt_tokens: Prompt tokens of those calls.
+        cached_tokens: Those taken from a prefix cache (None: no call said).
     """
 
     episode_id: int
@@ -267,6 +278,8 @@ class EpisodeOutcome:
     calls: int = 0
     completion_tokens: int = 0
     end_reason: str | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int | None = None
 
 
 class RunSink(Protocol):
@@ -328,7 +341,7 @@ async def run_episode(
         t = log.tally
         return EpisodeOutcome(
             episode_id, status, error, dict(log.counts), t.turns, t.calls, t.completion_tokens,
-            **more,
+            prompt_tokens=t.prompt_tokens, cached_tokens=t.cached_tokens, **more,
         )  # fmt: skip
 
     try:

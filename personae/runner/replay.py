@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from personae.runner.experiment import Experiment
+    from personae.store.database import Database
 
 __all__ = [
     "DEFAULT_REPLAY",
@@ -52,6 +53,7 @@ __all__ = [
     "check_replay",
     "prefix_caching_for",
     "replay_conflict",
+    "replay_for",
     "resolve_replay",
     "server_prefix_caching",
     "warn_replay",
@@ -102,12 +104,26 @@ def replay_conflict(recorded: str | None, asked: str | None, label: str) -> str 
     )
 
 
+def replay_for(database: Database, identity: str, asked: str | None, label: str) -> Replay:
+    """The mode a run of the experiment ``identity`` in ``database`` uses.
+
+    The mode asked for, else the one the experiment was run in, else ``exact``.
+
+    Raises:
+        ConfigError: ``asked`` differs from the mode recorded (:func:`replay_conflict`).
+    """
+    found = database.find_experiment(identity)
+    recorded = database.replay_of(found) if found is not None else None
+    conflict = replay_conflict(recorded, asked, label)
+    if conflict:
+        raise ConfigError(conflict)
+    return check_replay(asked or recorded or DEFAULT_REPLAY)
+
+
 def resolve_replay(
     experiment: Experiment, db: str | Path, model_name: str | None, asked: str | None
 ) -> Replay:
-    """The replay mode a run of ``experiment`` into ``db`` uses, before any server starts.
-
-    The mode asked for, else the one the experiment was run in, else ``exact``.
+    """:func:`replay_for` ``experiment`` in the file ``db``, before any server starts.
 
     Raises:
         ConfigError: ``asked`` is no mode, or differs from the one recorded.
@@ -118,14 +134,9 @@ def resolve_replay(
 
     database = Database(db)
     try:
-        found = database.find_experiment(experiment.identity(model_name))
-        recorded = database.replay_of(found) if found is not None else None
+        return replay_for(database, experiment.identity(model_name), asked, experiment.label)
     finally:
         database.close()
-    conflict = replay_conflict(recorded, asked, experiment.label)
-    if conflict:
-        raise ConfigError(conflict)
-    return check_replay(asked or recorded or DEFAULT_REPLAY)
 
 
 def warn_replay(mode: str, server_info: dict[str, Any] | None, say: Callable[..., Any]) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from personae.engine.models import Models, as_models
-from personae.errors import ConfigError, StoreError
+from personae.errors import StoreError
 from personae.llm.base import ChatModel
 from personae.llm.endpoints import DEFAULT_ENDPOINT, Endpoint
 from personae.llm.wrappers import DEFAULT_SERVER_WAIT, DEFAULT_TIMEOUT
@@ -49,7 +49,7 @@ from personae.runner.replay import (
     DEFAULT_REPLAY,
     check_replay,
     prefix_caching_for,
-    replay_conflict,
+    replay_for,
     resolve_replay,
     warn_replay,
 )
@@ -84,8 +84,6 @@ class _CountingSink:
         self.seen: dict[int, RowTally] = {}
         self.by_endpoint: Counter[str] = Counter()
         self.by_replica: Counter[str] = Counter()
-        self.prompt_tokens = 0
-        self.cached_tokens: int | None = None
 
     def add(self, row: Record) -> None:
         self.writer.add(row)
@@ -94,9 +92,6 @@ class _CountingSink:
             self.by_endpoint[row.endpoint or DEFAULT_ENDPOINT] += 1
             if row.replica:
                 self.by_replica[row.replica] += 1
-            self.prompt_tokens += row.prompt_tokens or 0
-            if row.cached_tokens is not None:
-                self.cached_tokens = (self.cached_tokens or 0) + row.cached_tokens
         tally = self.seen.get(row.episode_id)
         if tally is None:
             tally = self.seen[row.episode_id] = RowTally()
@@ -264,12 +259,7 @@ async def _run_locked(
     model_name = getattr(model, "name", None)
     used = used_endpoints(experiment, models)
     identity = experiment.identity(model_name, used)
-    found = database.find_experiment(identity)
-    recorded = database.replay_of(found) if found is not None else None
-    conflict = replay_conflict(recorded, replay, experiment.label)
-    if conflict:
-        raise ConfigError(conflict)
-    mode = replay or recorded or DEFAULT_REPLAY
+    mode = replay_for(database, identity, replay, experiment.label)
     warn_replay(mode, server_info, say)
     experiment_id = database.ensure_experiment(
         name=experiment.label,
@@ -354,7 +344,10 @@ async def _run_locked(
         summary.lock_waits = writer.lock_waits
         summary.calls_by_endpoint = dict(sorted(sink.by_endpoint.items()))
         summary.calls_by_replica = dict(sorted(sink.by_replica.items()))
-        summary.prompt_tokens, summary.cached_tokens = sink.prompt_tokens, sink.cached_tokens
+        summary.prompt_tokens, summary.cached_tokens = (
+            counters.prompt_tokens,
+            counters.cached_tokens,
+        )
         await asyncio.to_thread(database.close)
     return summary
 
@@ -404,6 +397,10 @@ def _account(
     counters.turns += outcome.turns - seen.turns
     counters.calls += outcome.calls - seen.calls
     counters.completion_tokens += outcome.completion_tokens - seen.completion_tokens
+    counters.prompt_tokens += outcome.prompt_tokens - seen.prompt_tokens
+    if outcome.cached_tokens is not None:
+        unseen = outcome.cached_tokens - (seen.cached_tokens or 0)
+        counters.cached_tokens = (counters.cached_tokens or 0) + unseen
     if outcome.status == "complete":
         summary.completed += 1
         summary.completed_ids.append(outcome.episode_id)

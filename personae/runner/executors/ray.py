@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -374,10 +375,7 @@ def hand_over(outcome: EpisodeOutcome, ops: list[tuple[Any, ...]], sink: RunSink
             sink.update_episode(
                 outcome.episode_id, status="failed", error=message, finished_at=now()
             )
-            return EpisodeOutcome(
-                outcome.episode_id, "failed", message, outcome.rows, outcome.turns, outcome.calls,
-                outcome.completion_tokens,
-            )  # fmt: skip
+            return dataclasses.replace(outcome, status="failed", error=message, end_reason=None)
     return outcome
 
 
